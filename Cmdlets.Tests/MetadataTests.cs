@@ -1,0 +1,407 @@
+// The module's contract without an engine: parameters, output types, exports, help, error ids of
+// failures that need no engine, confirmation, and the per-session default connection.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using Xunit;
+
+namespace ServiceKeeper.Cmdlets.Tests
+{
+    /// <summary>One runspace with the module for a test class (runspaces are not thread-safe; a class runs its tests one by one).</summary>
+    public sealed class ModuleFixture : IDisposable
+    {
+        public PowerShellHost Ps { get; } = new PowerShellHost();
+        public void Dispose() => Ps.Dispose();
+    }
+
+    public sealed class MetadataTests : IClassFixture<ModuleFixture>
+    {
+        // A port nothing listens on: a cmdlet that contacts it fails fast with NodeUnreachable, so the
+        // absence of that error proves no call was made.
+        private const string DeadNode = "127.0.0.1:1";
+
+        private readonly PowerShellHost _ps;
+
+        public MetadataTests(ModuleFixture fixture) => _ps = fixture.Ps;
+
+        public static readonly string[] Cmdlets =
+        {
+            "Connect-SKCluster", "Disconnect-SKCluster", "New-SKCluster", "Get-SKCluster", "Remove-SKCluster",
+            "Get-SKNode", "Test-SKCluster", "Get-SKState", "Get-SKModule", "Remove-SKModule",
+        };
+
+        public static TheoryData<string> CmdletNames() => new TheoryData<string>(Cmdlets);
+
+        private const string Connection = "ComputerName:String|Credential:PSCredential|SkipCertificateCheck:SwitchParameter";
+        private const string ShouldProcess = "Confirm:SwitchParameter|WhatIf:SwitchParameter";
+
+        // name:type [mandatory] [pos N] [byValue] [byProperty], sorted by name, for the default parameter set.
+        [Theory]
+        [InlineData("Connect-SKCluster", "ComputerName:String mandatory pos0|Credential:PSCredential mandatory|PassThru:SwitchParameter|SkipCertificateCheck:SwitchParameter")]
+        [InlineData("Disconnect-SKCluster", "")]
+        [InlineData("New-SKCluster", Connection + "|" + ShouldProcess + "|Name:String mandatory pos0|Node:String[] mandatory pos1")]
+        [InlineData("Get-SKCluster", Connection)]
+        [InlineData("Remove-SKCluster", Connection + "|" + ShouldProcess + "|Force:SwitchParameter")]
+        [InlineData("Get-SKNode", Connection + "|Name:String[] pos0 byValue")]
+        [InlineData("Test-SKCluster", Connection)]
+        [InlineData("Get-SKState", Connection + "|Name:String[] pos0 byValue byProperty")]
+        [InlineData("Get-SKModule", Connection + "|Name:String[] pos0 byValue byProperty")]
+        [InlineData("Remove-SKModule", Connection + "|" + ShouldProcess + "|Force:SwitchParameter|Name:String[] mandatory pos0 byValue byProperty")]
+        public void Cmdlet_HasExactlyTheseParameters_InOneParameterSet(string name, string expected)
+        {
+            var cmdlet = GetCmdlet(name);
+            var set = Assert.Single(cmdlet.ParameterSets);
+            Assert.Equal("__AllParameterSets", set.Name);
+            var actual = set.Parameters
+                .Where(p => !Cmdlet.CommonParameters.Contains(p.Name))
+                .Select(p => p.Name + ":" + p.ParameterType.Name
+                             + (p.IsMandatory ? " mandatory" : "")
+                             + (p.Position >= 0 ? " pos" + p.Position : "")
+                             + (p.ValueFromPipeline ? " byValue" : "")
+                             + (p.ValueFromPipelineByPropertyName ? " byProperty" : ""))
+                .OrderBy(s => s, StringComparer.Ordinal);
+            var wanted = expected.Split('|', StringSplitOptions.RemoveEmptyEntries).OrderBy(s => s, StringComparer.Ordinal);
+            Assert.Equal(string.Join("|", wanted), string.Join("|", actual));
+        }
+
+        [Theory]
+        [InlineData("Connect-SKCluster", "ServiceKeeper.Commands.SKConnection")]
+        [InlineData("Disconnect-SKCluster", "")]
+        [InlineData("New-SKCluster", "ServiceKeeper.Contracts.ClusterInfo")]
+        [InlineData("Get-SKCluster", "ServiceKeeper.Contracts.ClusterInfo")]
+        [InlineData("Remove-SKCluster", "")]
+        [InlineData("Get-SKNode", "ServiceKeeper.Contracts.NodeStatus")]
+        [InlineData("Test-SKCluster", "ServiceKeeper.Contracts.ClusterCheck")]
+        [InlineData("Get-SKState", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Get-SKModule", "ServiceKeeper.Contracts.ModuleInfo")]
+        [InlineData("Remove-SKModule", "")]
+        public void Cmdlet_DeclaresItsOutputType(string name, string expected)
+        {
+            Assert.Equal(expected, string.Join(",", GetCmdlet(name).OutputType.Select(t => t.Name)));
+        }
+
+        [Theory]
+        [InlineData("New-SKCluster", "Medium")]
+        [InlineData("Remove-SKCluster", "High")]
+        [InlineData("Remove-SKModule", "High")]
+        public void ChangingCmdlet_SupportsShouldProcess_WithItsImpact(string name, string impact)
+        {
+            var attribute = (CmdletAttribute)Attribute.GetCustomAttribute(GetCmdlet(name).ImplementingType, typeof(CmdletAttribute))!;
+            Assert.True(attribute.SupportsShouldProcess);
+            Assert.Equal(impact, attribute.ConfirmImpact.ToString());
+        }
+
+        [Fact]
+        public void Manifest_ExportsExactlyTheCmdletClassesOfTheAssembly()
+        {
+            var assembly = GetCmdlet("Get-SKNode").ImplementingType.Assembly;
+            var classes = assembly.GetExportedTypes()
+                .Select(t => (Type: t, Attribute: (CmdletAttribute?)Attribute.GetCustomAttribute(t, typeof(CmdletAttribute))))
+                .Where(x => x.Attribute != null)
+                .ToList();
+            foreach (var (type, attribute) in classes)
+            {
+                Assert.True(type.IsSealed, type.Name + " should be sealed");
+                Assert.Equal("ServiceKeeper.Commands", type.Namespace);
+                Assert.Equal(attribute!.VerbName + attribute.NounName + "Command", type.Name);
+            }
+            var inAssembly = classes.Select(x => x.Attribute!.VerbName + "-" + x.Attribute.NounName).OrderBy(n => n).ToList();
+
+            var manifest = _ps.Run("Import-PowerShellDataFile -Path $path", Vars("path", _ps.ModuleManifest));
+            Assert.True(manifest.Succeeded, manifest.ToString());
+            var data = (System.Collections.Hashtable)manifest.Output.Single().BaseObject;
+            var listed = ((object[])data["CmdletsToExport"]!).Cast<string>().OrderBy(n => n).ToList();
+            Assert.Equal(inAssembly, listed);
+            Assert.Equal(Cmdlets.OrderBy(n => n), listed);
+            foreach (var key in new[] { "FunctionsToExport", "AliasesToExport", "VariablesToExport" })
+                Assert.Empty((object[])data[key]!);
+
+            var exported = _ps.Run("(Get-Module ServiceKeeper).ExportedCommands.Keys | Sort-Object");
+            Assert.Equal(listed, exported.Output.Select(o => o.ToString()).ToList());
+        }
+
+        [Theory]
+        [MemberData(nameof(CmdletNames))]
+        public void Cmdlet_UsesAnApprovedVerb(string name)
+        {
+            var verb = name.Split('-')[0];
+            var approved = _ps.Run("Get-Verb | ForEach-Object Verb");
+            Assert.Contains(verb, approved.Output.Select(o => o.ToString()));
+        }
+
+        [Theory]
+        [MemberData(nameof(CmdletNames))]
+        public void Cmdlet_HasFullHelp_ForItselfAndEveryParameter(string name)
+        {
+            var help = _ps.Run(@"
+                $h = Get-Help -Name $name -Full
+                [pscustomobject]@{
+                    Synopsis    = ""$($h.Synopsis)"".Trim()
+                    Description = (@($h.description) | ForEach-Object { $_.Text }) -join ' '
+                    Examples    = @(@($h.examples.example) | ForEach-Object { ($_.code -join ""`n"") + '#REMARKS#' + ((@($_.remarks) | ForEach-Object { $_.Text }) -join ' ') })
+                    Parameters  = @(@($h.parameters.parameter) | Where-Object { $_ } | ForEach-Object { $_.name + '=' + ((@($_.description) | ForEach-Object { $_.Text }) -join ' ') })
+                }", Vars("name", name));
+            Assert.True(help.Succeeded, help.ToString());
+            var h = help.Output.Single();
+
+            var synopsis = (string)h.Properties["Synopsis"].Value;
+            Assert.False(string.IsNullOrWhiteSpace(synopsis), "no synopsis");
+            Assert.False(synopsis.StartsWith(name, StringComparison.OrdinalIgnoreCase), "synopsis is the generated syntax line: the help file was not found");
+            Assert.True(((string)h.Properties["Description"].Value).Length > 100, "description too short to say when to use the cmdlet");
+
+            var examples = ((object[])h.Properties["Examples"].Value).Cast<string>().ToList();
+            Assert.True(examples.Count >= 2, $"{examples.Count} example(s)");
+            Assert.All(examples, e => Assert.Contains(name, e.Split("#REMARKS#")[0]));
+            Assert.All(examples, e => Assert.False(string.IsNullOrWhiteSpace(e.Split("#REMARKS#")[1]), "example without remarks"));
+            Assert.Contains(examples, e => e.Split("#REMARKS#")[0].Contains('|'));
+
+            var documented = ((object[])h.Properties["Parameters"].Value).Cast<string>()
+                .Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1], StringComparer.OrdinalIgnoreCase);
+            var parameters = GetCmdlet(name).Parameters.Keys.Where(p => !Cmdlet.CommonParameters.Contains(p)).ToList();
+            Assert.All(parameters, p =>
+            {
+                Assert.True(documented.TryGetValue(p, out var text), $"-{p} has no help");
+                Assert.True(text!.Length > 20, $"-{p} help is too short: '{text}'");
+            });
+            Assert.Empty(documented.Keys.Except(parameters, StringComparer.OrdinalIgnoreCase));
+        }
+
+        [Theory]
+        [InlineData("bad:port:x")]
+        [InlineData("host:99999")]
+        [InlineData("host:0")]
+        [InlineData("[::1")]
+        [InlineData("[::1]x")]
+        public void BadComputerName_IsTerminating_InvalidComputerName(string computerName)
+        {
+            var result = _ps.Run("Get-SKNode -ComputerName $c; 'next statement'", Vars("c", computerName));
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("InvalidComputerName,ServiceKeeper.Commands.GetSKNodeCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+            Assert.Equal(computerName, error.TargetObject);
+            // Statement-terminating: nothing from Get-SKNode, and the script goes on.
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Fact]
+        public void BadComputerName_IsCaughtByTryCatch()
+        {
+            var result = _ps.Run("try { Get-SKModule -ComputerName 'bad:port:x'; 'not reached' } catch { $_.FullyQualifiedErrorId }");
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "InvalidComputerName,ServiceKeeper.Commands.GetSKModuleCommand" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Theory]
+        [InlineData("Get-SKCluster", "GetSKClusterCommand")]
+        [InlineData("Get-SKNode", "GetSKNodeCommand")]
+        [InlineData("Test-SKCluster", "TestSKClusterCommand")]
+        [InlineData("Get-SKState", "GetSKStateCommand")]
+        [InlineData("Get-SKModule -Name sql", "GetSKModuleCommand")]
+        [InlineData("Remove-SKModule -Name sql -Confirm:$false", "RemoveSKModuleCommand")]
+        [InlineData("Remove-SKModule -Name sql -Force -Confirm:$false", "RemoveSKModuleCommand")]
+        [InlineData("Remove-SKCluster -Force -Confirm:$false", "RemoveSKClusterCommand")]
+        [InlineData("Remove-SKCluster -Confirm:$false", "RemoveSKClusterCommand")]
+        [InlineData("New-SKCluster -Name c -Node n1, n2 -Confirm:$false", "NewSKClusterCommand")]
+        public void UnreachableNode_IsANonTerminatingNodeUnreachable(string command, string className)
+        {
+            var result = _ps.Run(command + " -ComputerName $node; 'next statement'", Vars("node", DeadNode));
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("NodeUnreachable,ServiceKeeper.Commands." + className, error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.ConnectionError, error.CategoryInfo.Category);
+            Assert.Contains(DeadNode, error.Exception.Message);
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Fact]
+        public void ConnectSKCluster_ToUnreachableNode_FailsAndStoresNothing()
+        {
+            var result = _ps.Run(@"
+                Remove-Variable -Name SKDefaultConnection -Scope Global -ErrorAction Ignore
+                $key = ConvertTo-SecureString 'k' -AsPlainText -Force
+                Connect-SKCluster -ComputerName $node -Credential ([pscredential]::new('admin', $key)) -PassThru
+                $null -eq (Get-Variable -Name SKDefaultConnection -Scope Global -ErrorAction Ignore)", Vars("node", DeadNode));
+
+            Assert.Equal(new[] { "NodeUnreachable,ServiceKeeper.Commands.ConnectSKClusterCommand" }, result.ErrorIds);
+            Assert.Equal(new object[] { true }, result.Output.Select(o => o.BaseObject));
+        }
+
+        [Fact]
+        public void DefaultConnection_IsUsedWithoutComputerName_AndClearedByDisconnect()
+        {
+            try
+            {
+                var connected = _ps.Run(@"
+                    $global:SKDefaultConnection = [ServiceKeeper.Commands.SKConnection]::new($node, $null, $false)
+                    Get-SKModule");
+                var error = Assert.Single(connected.Errors);
+                Assert.Equal("NodeUnreachable,ServiceKeeper.Commands.GetSKModuleCommand", error.FullyQualifiedErrorId);
+                Assert.Contains(DeadNode, error.Exception.Message);
+
+                // -ComputerName wins over the connection.
+                var explicitNode = _ps.Run("Get-SKModule -ComputerName 127.0.0.1:2");
+                Assert.Contains("127.0.0.1:2", Assert.Single(explicitNode.Errors).Exception.Message);
+
+                var disconnected = _ps.Run("Disconnect-SKCluster; Get-Variable -Name SKDefaultConnection -Scope Global -ErrorAction Ignore");
+                Assert.True(disconnected.Succeeded, disconnected.ToString());
+                Assert.Empty(disconnected.Output);
+
+                var again = _ps.Run("Disconnect-SKCluster");
+                Assert.True(again.Succeeded, "Disconnect without a connection is silent: " + again);
+            }
+            finally
+            {
+                _ps.Run("Remove-Variable -Name SKDefaultConnection -Scope Global -ErrorAction Ignore");
+            }
+        }
+
+        [Fact]
+        public void DefaultConnection_BelongsToOneRunspace()
+        {
+            try
+            {
+                _ps.Run("$global:SKDefaultConnection = [ServiceKeeper.Commands.SKConnection]::new('127.0.0.1:1', $null, $false)");
+                using var other = new PowerShellHost();
+                var result = other.Run("$null -eq $global:SKDefaultConnection");
+                Assert.Equal(new object[] { true }, result.Output.Select(o => o.BaseObject));
+            }
+            finally
+            {
+                _ps.Run("Remove-Variable -Name SKDefaultConnection -Scope Global -ErrorAction Ignore");
+            }
+        }
+
+        [Theory]
+        [InlineData("Remove-SKCluster", "RemoveSKClusterCommand")]
+        [InlineData("Remove-SKCluster -Force", "RemoveSKClusterCommand")]
+        [InlineData("Remove-SKModule -Name sql", "RemoveSKModuleCommand")]
+        public void HighImpactCmdlet_WithoutConfirmFalse_InANonInteractiveHost_FailsBeforeCallingTheEngine(string command, string className)
+        {
+            var result = _ps.Run(command + " -ComputerName $node", Vars("node", DeadNode));
+
+            // The confirmation prompt fails (no interactive host) and no call is made: no NodeUnreachable.
+            Assert.Equal(new[] { "HostFunctionNotImplemented,ServiceKeeper.Commands." + className }, result.ErrorIds);
+        }
+
+        [Theory]
+        [InlineData("Remove-SKCluster -WhatIf")]
+        [InlineData("Remove-SKCluster -Force -WhatIf")]
+        [InlineData("Remove-SKModule -Name sql, web -WhatIf")]
+        [InlineData("Remove-SKModule -Name sql -Force -WhatIf")]
+        [InlineData("New-SKCluster -Name c -Node n1, n2 -WhatIf")]
+        public void WhatIf_DoesNotCallTheEngine(string command)
+        {
+            var result = _ps.Run(command + " -ComputerName $node", Vars("node", DeadNode));
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Empty(result.Output);
+        }
+
+        [Theory]
+        [InlineData("Get-SKModule")]
+        [InlineData("Get-SKState")]
+        [InlineData("Remove-SKModule")]
+        public void ModuleName_IsTabCompletedByTheModuleNameCompleter(string name)
+        {
+            var attribute = GetCmdlet(name).Parameters["Name"].Attributes.OfType<ArgumentCompleterAttribute>().Single();
+            Assert.Equal("ServiceKeeper.Commands.ModuleNameCompleter", attribute.Type!.FullName);
+        }
+
+        [Fact]
+        public void ModuleNameCompletion_WhenTheEngineIsUnreachable_OffersNothingAndFailsSilently()
+        {
+            const string line = "Get-SKModule -ComputerName 127.0.0.1:1 -Name s";
+            var result = _ps.Run("(TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.Count",
+                Vars("line", line));
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new object[] { 0 }, result.Output.Select(o => o.BaseObject));
+        }
+
+        [Fact]
+        public void CtrlC_WhileWaitingForTheEngine_StopsWithoutWaitingForTheTimeout()
+        {
+            // Accepts the TCP connection and never answers the TLS handshake: the call waits for its 10 s timeout.
+            var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+            silent.Start();
+            try
+            {
+                var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+                using var ps = PowerShell.Create();
+                ps.Runspace = _ps.Runspace;
+                ps.AddScript($"Get-SKNode -ComputerName 127.0.0.1:{port}; 'after'");
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var running = ps.BeginInvoke();
+                // The cmdlet is now waiting for the engine: connected, handshake unanswered.
+                var accept = silent.AcceptTcpClientAsync();
+                Assert.True(accept.Wait(TimeSpan.FromSeconds(5)), "Get-SKNode did not connect");
+                using var connection = accept.Result;
+                ps.Stop();
+                Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(running));
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"stopping took {clock.Elapsed}");
+                Assert.Equal(PSInvocationState.Stopped, ps.InvocationStateInfo.State);
+            }
+            finally
+            {
+                silent.Stop();
+            }
+        }
+
+        private CmdletInfo GetCmdlet(string name)
+        {
+            var result = _ps.Run("Get-Command -Name $name -Module ServiceKeeper", Vars("name", name));
+            Assert.True(result.Succeeded, result.ToString());
+            return (CmdletInfo)result.Output.Single().BaseObject;
+        }
+
+        private static Dictionary<string, object?> Vars(string name, object? value) => new Dictionary<string, object?> { [name] = value };
+    }
+
+    /// <summary>The local engine is found through $env:SERVICEKEEPER_HOME, which is process-wide: not in parallel.</summary>
+    [Collection(PowerShellHost.ProcessEnvironmentCollection)]
+    public sealed class MetadataLocalEngineTests : IDisposable
+    {
+        private readonly string _emptyHome = Directory.CreateTempSubdirectory("sk-home-").FullName;
+
+        [Fact]
+        public void NoLocalEngine_GetSKCluster_IsNodeUnreachable()
+        {
+            using var ps = new PowerShellHost(environment: new Dictionary<string, string?> { ["SERVICEKEEPER_HOME"] = _emptyHome });
+            var result = ps.Run("Get-SKCluster");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("NodeUnreachable,ServiceKeeper.Commands.GetSKClusterCommand", error.FullyQualifiedErrorId);
+            Assert.Contains(Path.Combine(_emptyHome, "run", "api.sock"), error.Exception.Message);
+        }
+
+        [Fact]
+        public void NoLocalEngine_SetInTheScript_GetSKState_IsNodeUnreachable()
+        {
+            var before = Environment.GetEnvironmentVariable("SERVICEKEEPER_HOME");
+            using var ps = new PowerShellHost();
+            try
+            {
+                var result = ps.Run("$env:SERVICEKEEPER_HOME = $home_; Get-SKState", new Dictionary<string, object?> { ["home_"] = _emptyHome });
+                Assert.Equal(new[] { "NodeUnreachable,ServiceKeeper.Commands.GetSKStateCommand" }, result.ErrorIds);
+            }
+            finally
+            {
+                Environment.SetEnvironmentVariable("SERVICEKEEPER_HOME", before);
+            }
+        }
+
+        [Fact]
+        public void NewSKCluster_WithoutLocalEngineOrConnection_AsksTheFirstNode()
+        {
+            using var ps = new PowerShellHost(environment: new Dictionary<string, string?> { ["SERVICEKEEPER_HOME"] = _emptyHome });
+            var result = ps.Run("New-SKCluster -Name c -Node 127.0.0.1:1, 127.0.0.1:2 -Confirm:$false");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("NodeUnreachable,ServiceKeeper.Commands.NewSKClusterCommand", error.FullyQualifiedErrorId);
+            Assert.Contains("127.0.0.1:1", error.Exception.Message);
+        }
+
+        public void Dispose() => Directory.Delete(_emptyHome, recursive: true);
+    }
+}

@@ -1,0 +1,23 @@
+namespace ServiceKeeper.Contracts
+{
+    /// <summary>Stable error ids: the engine answers with them and cmdlets put them in ErrorRecords.</summary>
+    public static class ErrorIds
+    {
+        public const string AuthenticationFailed = "AuthenticationFailed";
+        public const string NodeUnreachable = "NodeUnreachable";
+        public const string ClusterNotFound = "ClusterNotFound";
+        public const string ClusterExists = "ClusterExists";
+        public const string InvalidConfiguration = "InvalidConfiguration";
+        public const string InvalidArgument = "InvalidArgument";
+        public const string ModuleNotFound = "ModuleNotFound";
+        public const string ModuleExists = "ModuleExists";
+        public const string NotSupported = "NotSupported";
+        public const string InternalError = "InternalError";
+
+        // Raised by the cmdlets themselves, before or after an API call.
+        /// <summary>An exact node name given to Get-SKNode is not a node of the cluster.</summary>
+        public const string NodeNotFound = "NodeNotFound";
+        /// <summary>-ComputerName (or the -Node used to reach an engine) is not host, host:port or [v6]:port.</summary>
+        public const string InvalidComputerName = "InvalidComputerName";
+    }
+}

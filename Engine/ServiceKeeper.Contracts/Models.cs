@@ -1,0 +1,123 @@
+// Objects that cross the wire between the engine, the PowerShell module and other engines.
+// Type names are part of the PowerShell output contract: keep them stable.
+using System;
+using System.Collections.Generic;
+
+namespace ServiceKeeper.Contracts
+{
+    /// <summary>An IPv4/IPv6 address configured on one of a node's interfaces.</summary>
+    public sealed class InterfaceAddress
+    {
+        public string Interface { get; set; } = "";
+        public string Address { get; set; } = "";
+        public int PrefixLength { get; set; }
+
+        public override string ToString() => Address + "/" + PrefixLength + " (" + Interface + ")";
+    }
+
+    /// <summary>What one engine says about itself: GET /v1/node.</summary>
+    public sealed class NodeInfo
+    {
+        public string Name { get; set; } = "";
+        public string EngineVersion { get; set; } = "";
+        public string OperatingSystem { get; set; } = "";
+        public List<InterfaceAddress> Addresses { get; set; } = new List<InterfaceAddress>();
+        public int ApiPort { get; set; }
+        public DateTime UtcTime { get; set; }
+        public string? ClusterId { get; set; }
+        public string? ClusterName { get; set; }
+        /// <summary>SHA-256 of the cluster configuration this node holds, to compare nodes.</summary>
+        public string? ClusterConfigHash { get; set; }
+        public string? CertificateThumbprint { get; set; }
+        public NodeCapabilities Capabilities { get; set; } = new NodeCapabilities();
+    }
+
+    public sealed class NodeCapabilities
+    {
+        public bool Fuse { get; set; }
+        public string? FuseReason { get; set; }
+        public bool Nftables { get; set; }
+        public string? NftablesReason { get; set; }
+        /// <summary>Cluster ports (heartbeat UDP, replication TCP) another program already holds.</summary>
+        public List<string> PortsInUse { get; set; } = new List<string>();
+    }
+
+    /// <summary>One network of the cluster and the address of each node on it.</summary>
+    public sealed class ClusterNetwork
+    {
+        public string Name { get; set; } = "";
+        public List<ClusterNetworkMember> Members { get; set; } = new List<ClusterNetworkMember>();
+    }
+
+    public sealed class ClusterNetworkMember
+    {
+        public string Node { get; set; } = "";
+        public string Address { get; set; } = "";
+    }
+
+    public sealed class ClusterNode
+    {
+        public string Name { get; set; } = "";
+        /// <summary>Address the API of this node is reached at (the one given to New-SKCluster).</summary>
+        public string ApiAddress { get; set; } = "";
+        public int ApiPort { get; set; }
+        public string? CertificateThumbprint { get; set; }
+    }
+
+    /// <summary>The cluster as every node holds it: GET /v1/cluster.</summary>
+    public sealed class ClusterInfo
+    {
+        public string Id { get; set; } = "";
+        public string Name { get; set; } = "";
+        public DateTime CreatedUtc { get; set; }
+        public List<ClusterNode> Nodes { get; set; } = new List<ClusterNode>();
+        public List<ClusterNetwork> Networks { get; set; } = new List<ClusterNetwork>();
+        public string ConfigHash { get; set; } = "";
+    }
+
+    /// <summary>A node of the cluster as seen from the node that was asked: Get-SKNode.</summary>
+    public sealed class NodeStatus
+    {
+        public string Name { get; set; } = "";
+        public string ClusterName { get; set; } = "";
+        public List<string> Addresses { get; set; } = new List<string>();
+        public bool Reachable { get; set; }
+        public string? EngineVersion { get; set; }
+        /// <summary>Node clock minus the asking node's clock, corrected for half the round trip.</summary>
+        public double? ClockOffsetMs { get; set; }
+        public string? Error { get; set; }
+    }
+
+    public enum CheckResult { Passed, Warning, Failed }
+
+    /// <summary>One line of the validation report: Test-SKCluster.</summary>
+    public sealed class ClusterCheck
+    {
+        public string Check { get; set; } = "";
+        public string? Node { get; set; }
+        public string? Network { get; set; }
+        public CheckResult Result { get; set; }
+        public string Reason { get; set; } = "";
+    }
+
+    public sealed class ModuleInfo
+    {
+        public string Name { get; set; } = "";
+        /// <summary>mirror or farm.</summary>
+        public string Kind { get; set; } = "";
+        public List<string> Nodes { get; set; } = new List<string>();
+        public List<string> Scripts { get; set; } = new List<string>();
+        public string ConfigHash { get; set; } = "";
+        public DateTime InstalledUtc { get; set; }
+    }
+
+    /// <summary>State of one module on one node: Get-SKState.</summary>
+    public sealed class ModuleState
+    {
+        public string Module { get; set; } = "";
+        public string Node { get; set; } = "";
+        public string State { get; set; } = "";
+        public bool Ready { get; set; }
+        public string? Reason { get; set; }
+    }
+}

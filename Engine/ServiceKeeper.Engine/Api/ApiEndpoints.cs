@@ -1,0 +1,75 @@
+// Routes of the control API. Handlers are thin: parse, call a service, write JSON.
+using System;
+using System.IO;
+using System.Text;
+using System.Threading.Tasks;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using ServiceKeeper.Contracts;
+using ServiceKeeper.Engine.Cluster;
+using ServiceKeeper.Engine.Modules;
+
+namespace ServiceKeeper.Engine.Api
+{
+    public static class ApiEndpoints
+    {
+        public static void Map(IEndpointRouteBuilder app, ClusterService cluster, ModuleStore modules)
+        {
+            app.MapGet("/v1/node", ctx => Write(ctx, cluster.LocalInfo()));
+
+            app.MapGet("/v1/cluster", ctx => Write(ctx, cluster.Get()));
+            app.MapPost("/v1/cluster", async ctx => await Write(ctx, await cluster.CreateAsync(await Read<CreateClusterRequest>(ctx), ctx.RequestAborted), StatusCodes.Status201Created));
+            app.MapDelete("/v1/cluster", async ctx => await Write(ctx, await cluster.RemoveAsync(IsForced(ctx), ctx.RequestAborted)));
+            app.MapGet("/v1/cluster/nodes", async ctx => await Write(ctx, await cluster.GetNodesAsync(ctx.RequestAborted)));
+            app.MapGet("/v1/cluster/test", async ctx => await Write(ctx, await cluster.TestAsync(ctx.RequestAborted)));
+
+            app.MapGet("/v1/modules", ctx => Write(ctx, modules.List()));
+            app.MapPost("/v1/modules", async ctx => await Write(ctx, await modules.InstallAsync(await Read<InstallModuleRequest>(ctx), ctx.RequestAborted), StatusCodes.Status201Created));
+            app.MapDelete("/v1/modules/{name}", async (HttpContext ctx, string name) => await Write(ctx, await modules.RemoveAsync(name, IsForced(ctx), ctx.RequestAborted)));
+
+            app.MapGet("/v1/state", ctx => Write(ctx, Array.Empty<ModuleState>()));
+
+            // Engine to engine (same admin key); also reachable on the local socket.
+            app.MapPut("/v1/internal/cluster", async ctx => await Write(ctx, await cluster.JoinAsync(await Read<JoinClusterRequest>(ctx), ctx.RequestAborted)));
+            app.MapDelete("/v1/internal/cluster/{id}", async (HttpContext ctx, string id) => await Write(ctx, await cluster.LeaveAsync(id, ctx.RequestAborted)));
+            app.MapGet("/v1/internal/reachability", async ctx => await Write(ctx, await cluster.CheckReachabilityAsync(ctx.RequestAborted)));
+            app.MapPut("/v1/internal/modules/{name}", async (HttpContext ctx, string name) =>
+            {
+                var request = await Read<InstallModuleRequest>(ctx);
+                if (request.Name != name) throw new SKApiException(ErrorIds.InvalidArgument, "The module name in the path and in the body differ.", name);
+                await Write(ctx, await modules.InstallLocalAsync(request, ctx.RequestAborted));
+            });
+            app.MapDelete("/v1/internal/modules/{name}", (HttpContext ctx, string name) => Write(ctx, modules.RemoveLocal(name)));
+        }
+
+        private static bool IsForced(HttpContext ctx) => string.Equals(ctx.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase);
+
+        public const int MaxBodyBytes = 16 << 20;
+
+        private static async Task<T> Read<T>(HttpContext ctx) where T : class
+        {
+            if (ctx.Request.ContentLength > MaxBodyBytes)
+                throw new SKApiException(ErrorIds.InvalidArgument, $"The request body is larger than {MaxBodyBytes >> 20} MiB.");
+            using var reader = new StreamReader(ctx.Request.Body, Encoding.UTF8);
+            var text = await reader.ReadToEndAsync(ctx.RequestAborted);
+            try
+            {
+                return SKJson.Deserialize<T>(text) ?? throw new SKApiException(ErrorIds.InvalidArgument, "The request has no body.");
+            }
+            catch (Newtonsoft.Json.JsonException ex)
+            {
+                throw new SKApiException(ErrorIds.InvalidArgument, "The request body is not valid JSON: " + ex.Message);
+            }
+        }
+
+        public static Task Write(HttpContext ctx, object value, int status = StatusCodes.Status200OK)
+        {
+            var bytes = Encoding.UTF8.GetBytes(SKJson.Serialize(value));
+            ctx.Response.StatusCode = status;
+            ctx.Response.ContentType = "application/json; charset=utf-8";
+            ctx.Response.ContentLength = bytes.Length;
+            return ctx.Response.Body.WriteAsync(bytes, 0, bytes.Length, ctx.RequestAborted);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+@{
+    RootModule           = 'ServiceKeeper.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = 'e7df7cfa-a114-40b1-8101-3eac6ebacf4f'
+    Author               = 'ServiceKeeper contributors'
+    CompanyName          = 'ServiceKeeper'
+    Copyright            = 'ServiceKeeper contributors'
+    Description          = 'Administers ServiceKeeper high-availability clusters: clusters, nodes, mirror and farm modules and their state.'
+    CompatiblePSEditions = @('Desktop', 'Core')
+    PowerShellVersion    = '5.1'
+    FormatsToProcess     = @('ServiceKeeper.format.ps1xml')
+    CmdletsToExport      = @(
+        'Connect-SKCluster'
+        'Disconnect-SKCluster'
+        'Get-SKCluster'
+        'Get-SKModule'
+        'Get-SKNode'
+        'Get-SKState'
+        'New-SKCluster'
+        'Remove-SKCluster'
+        'Remove-SKModule'
+        'Test-SKCluster'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags = @('HighAvailability', 'Cluster', 'Failover', 'Replication', 'Linux', 'Windows')
+        }
+    }
+}
