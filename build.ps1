@@ -122,12 +122,12 @@ function Invoke-Demo {
     Add-Type -Path (Join-Path $Out 'testing/ServiceKeeper.Testing.dll')
     $env:SK_ENGINE = Join-Path $Out 'engine/servicekeeper'
 
-    $key = -join ((1..24) | ForEach-Object { '{0:x2}' -f (Get-Random -Maximum 256) })
+    $key = [Convert]::ToHexString([Security.Cryptography.RandomNumberGenerator]::GetBytes(24)).ToLowerInvariant()
     $lab = [ServiceKeeper.Testing.NetLab]::Create('skdemo', 3, $null)
     try {
         Write-Host "`n== Three nodes in network namespaces on one bridge, and a client namespace"
         foreach ($node in $lab.Nodes) {
-            $lab.StartEngine($node, $key, @())
+            $lab.StartEngine($node, $key, [string[]]::new(0)) | Out-Null
             $lab.WaitForEngine($node, [TimeSpan]::FromSeconds(30))
             Write-Host ("   {0}: engine running in namespace {1} at {2}, home {3}" -f $node.Name, $node.Namespace, $node.Address, $node.Home)
         }
@@ -151,7 +151,7 @@ function Invoke-Demo {
         Write-Host @"
 
 What to type next, in another terminal (the cluster stays up until you press Enter here):
-  ip netns exec $($lab.Client.Namespace) dotnet pwsh -NoProfile
+  cd $Root && ip netns exec $($lab.Client.Namespace) dotnet pwsh -NoProfile
   Import-Module $($env:SK_DEMO_MODULE)
   `$cred = [pscredential]::new('admin', (ConvertTo-SecureString '$key' -AsPlainText -Force))
   Connect-SKCluster -ComputerName $($lab.Nodes[0].Address) -Credential `$cred -SkipCertificateCheck

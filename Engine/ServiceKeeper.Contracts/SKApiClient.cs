@@ -116,12 +116,13 @@ namespace ServiceKeeper.Contracts
             return Endpoint.SkipCertificateCheck || errors == SslPolicyErrors.None;
         }
 
-        private static string Describe(Exception ex)
+        private string Describe(Exception ex)
         {
+            if (ex is OperationCanceledException)
+                return $"no answer within {Endpoint.Timeout.TotalSeconds:0.#} s.";
             var messages = new List<string>();
             for (var e = ex; e != null; e = e.InnerException)
                 if (!messages.Contains(e.Message)) messages.Add(e.Message);
-            if (ex is TaskCanceledException) messages.Insert(0, "timed out");
             return string.Join(" ", messages);
         }
 

@@ -24,7 +24,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Create_OnThreeNodesWithTwoNetworks_EveryNodeHoldsTheSameClusterAndKey()
         {
-            using var env = new EngineLab(output, 3, options: new NetLabOptions { SecondNetwork = true });
+            using var env = new EngineLab(output.WriteLine, 3, options: new NetLabOptions { SecondNetwork = true });
 
             var cluster = await CreateAsync(env);
 
@@ -44,7 +44,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Create_WhenANodeIsUnreachable_FailsNamingIt_AndNoNodeJoins()
         {
-            using var env = new EngineLab(output, 3);
+            using var env = new EngineLab(output.WriteLine, 3);
             env.Lab.Cut(env.Lab.Nodes[2]);
 
             var ex = await Assert.ThrowsAsync<SKApiException>(() => CreateAsync(env));
@@ -58,7 +58,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Create_WhenANodeHasAnotherAdminKey_IsAuthenticationFailedNamingIt()
         {
-            using var env = new EngineLab(output, 2, start: false);
+            using var env = new EngineLab(output.WriteLine, 2, start: false);
             env.Start(env.Lab.Nodes[0]);
             env.Start(env.Lab.Nodes[1], adminKey: "another-key-another-key-1234");
 
@@ -72,7 +72,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Create_Twice_IsClusterExists()
         {
-            using var env = new EngineLab(output, 2);
+            using var env = new EngineLab(output.WriteLine, 2);
             await CreateAsync(env);
 
             var ex = await Assert.ThrowsAsync<SKApiException>(() => CreateAsync(env, "c2"));
@@ -83,7 +83,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Nodes_WithOneNodeCut_ReportItUnreachable_AndTheOthersWithVersionAndClock()
         {
-            using var env = new EngineLab(output, 3);
+            using var env = new EngineLab(output.WriteLine, 3);
             await CreateAsync(env);
             env.Lab.Cut(env.Lab.Nodes[2]);
 
@@ -103,7 +103,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Test_HealthyCluster_PassesEveryCheck_CutNodeFails()
         {
-            using var env = new EngineLab(output, 3);
+            using var env = new EngineLab(output.WriteLine, 3);
             await CreateAsync(env);
             var api = env.Local(env.Lab.Nodes[0]);
 
@@ -124,7 +124,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Test_ForeignProgramOnTheHeartbeatPort_FailsThePortsCheck()
         {
-            using var env = new EngineLab(output, 2);
+            using var env = new EngineLab(output.WriteLine, 2);
             await CreateAsync(env);
             using var holder = env.Lab.StartInNode(env.Lab.Nodes[1], "python3", "-c",
                 "import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',9454)); time.sleep(60)");
@@ -149,7 +149,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Remove_WithANodeCut_RemovesNothing_WithForceRemovesTheRest()
         {
-            using var env = new EngineLab(output, 3);
+            using var env = new EngineLab(output.WriteLine, 3);
             await CreateAsync(env);
             var api = env.Local(env.Lab.Nodes[0]);
             env.Lab.Cut(env.Lab.Nodes[2]);
@@ -168,7 +168,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Modules_InstallListRemove_ConfigAndScriptsReachTheModuleNodesOnly()
         {
-            using var env = new EngineLab(output, 3);
+            using var env = new EngineLab(output.WriteLine, 3);
             await CreateAsync(env);
             var api = env.Local(env.Lab.Nodes[0]);
             var request = new InstallModuleRequest
@@ -206,7 +206,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task Modules_InvalidUserConfig_IsInvalidConfigurationWithLine_AndNothingIsInstalled()
         {
-            using var env = new EngineLab(output, 2);
+            using var env = new EngineLab(output.WriteLine, 2);
             await CreateAsync(env);
             var api = env.Local(env.Lab.Nodes[0]);
 

@@ -3,6 +3,7 @@ using System;
 using System.IO;
 using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
+using ServiceKeeper.Testing;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -15,7 +16,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task FirstStart_CreatesOwnerOnlyAdminKeyAndCertificate_AndKeepsThemOnRestart()
         {
-            using var env = new EngineLab(output, 1, start: false);
+            using var env = new EngineLab(output.WriteLine, 1, start: false);
             var node = env.Lab.Nodes[0];
             env.Start(node, adminKey: null);
             var keyFile = Path.Combine(node.Home, "api", "admin.key");
@@ -37,7 +38,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public void Https_WithoutOrWithWrongKey_Is401AndLogged_WithRightKeyAnswers()
         {
-            using var env = new EngineLab(output, 1);
+            using var env = new EngineLab(output.WriteLine, 1);
             var node = env.Lab.Nodes[0];
 
             var wrong = env.Curl(node, "/v1/node", "wrong-key-wrong-key");
@@ -56,7 +57,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public async Task LocalSocket_AnswersWithoutKey_AndIsOwnerOnly()
         {
-            using var env = new EngineLab(output, 1);
+            using var env = new EngineLab(output.WriteLine, 1);
             var node = env.Lab.Nodes[0];
 
             var info = await env.Local(node).GetNodeInfoAsync();
@@ -69,7 +70,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public void InvalidClusterXml_EngineRefusesToStart_NamingFileLineAndReason()
         {
-            using var env = new EngineLab(output, 1, start: false);
+            using var env = new EngineLab(output.WriteLine, 1, start: false);
             var node = env.Lab.Nodes[0];
             var clusterXml = Path.Combine(node.Home, "cluster", "cluster.xml");
             Directory.CreateDirectory(Path.GetDirectoryName(clusterXml)!);
@@ -93,7 +94,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public void Sigterm_StopsCleanly_AndRemovesTheSocket()
         {
-            using var env = new EngineLab(output, 1);
+            using var env = new EngineLab(output.WriteLine, 1);
             var node = env.Lab.Nodes[0];
             var process = node.EngineProcess!;
 
@@ -108,7 +109,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         [Fact]
         public void StaleSocketFile_FromAKilledEngine_DoesNotStopTheNextStart()
         {
-            using var env = new EngineLab(output, 1);
+            using var env = new EngineLab(output.WriteLine, 1);
             var node = env.Lab.Nodes[0];
 
             env.Lab.KillEngine(node);

@@ -1,0 +1,80 @@
+// A NetLab with real engines sharing one admin key, for tests that drive the engine or the module.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Threading;
+using ServiceKeeper.Contracts;
+
+namespace ServiceKeeper.Testing;
+
+public sealed class EngineLab : IDisposable
+{
+    /// <summary>The admin key every engine of the lab gets unless a test gives another.</summary>
+    public const string AdminKey = "test-admin-key-0123456789abcdef";
+    private static int _counter;
+    private readonly Action<string>? _output;
+
+    /// <param name="output">Receives the engines' logs when the lab ends (a test's output).</param>
+    public EngineLab(Action<string>? output, int nodes, bool start = true, NetLabOptions? options = null)
+    {
+        _output = output;
+        int n = Interlocked.Increment(ref _counter);
+        // Unique per test and per process, so labs of parallel tests never meet.
+        var prefix = $"ske{Environment.ProcessId % 10000}x{n}";
+        options ??= new NetLabOptions();
+        options.Subnet = (Environment.ProcessId + n * 7) % 250;
+        Lab = NetLab.Create(prefix, nodes, options);
+        try
+        {
+            if (start)
+                foreach (var node in Lab.Nodes) Start(node);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public NetLab Lab { get; }
+
+    public IReadOnlyList<LabNode> Nodes => Lab.Nodes;
+
+    public void Start(LabNode node, string? adminKey = AdminKey)
+    {
+        Lab.StartEngine(node, adminKey);
+        Lab.WaitForEngine(node, TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>The node's engine through its local socket (no key), as root on the node would use it.</summary>
+    public SKApiClient Local(LabNode node) => new(SKEndpoint.Local(node.ApiSocketPath));
+
+    /// <summary>curl from the client namespace to a node's HTTPS API; returns (HTTP status, body).</summary>
+    public (int Status, string Body) Curl(LabNode node, string path, string? key = AdminKey, string method = "GET")
+    {
+        var args = new List<string> { "-sk", "-m", "10", "-X", method, "-o", "-", "-w", "\n%{http_code}" };
+        if (key != null) args.AddRange(["-u", "admin:" + key]);
+        args.Add($"https://{node.Address}:{Lab.Options.ApiPort}{path}");
+        var text = Lab.Exec(Lab.Client!.Namespace, "curl", args.ToArray()).StdOut.TrimEnd();
+        int split = text.LastIndexOf('\n');
+        return (int.Parse(text[(split + 1)..]), split < 0 ? "" : text[..split]);
+    }
+
+    public void Dispose()
+    {
+        if (_output != null)
+        {
+            try
+            {
+                var writer = new StringWriter();
+                Lab.DumpLogsTo(writer);
+                _output(writer.ToString());
+            }
+            catch (InvalidOperationException)
+            {
+                // The test has ended: nobody to write to.
+            }
+        }
+        Lab.Dispose();
+    }
+}
