@@ -13,6 +13,12 @@ namespace ServiceKeeper.Contracts
         public const string ModuleExists = "ModuleExists";
         public const string NotSupported = "NotSupported";
         public const string InternalError = "InternalError";
+        /// <summary>Set-SKPrimary on a node whose data is stale or inconsistent, without -Force.</summary>
+        public const string DataNotUpToDate = "DataNotUpToDate";
+        /// <summary>The command does not fit the module's current state (swap without a ready secondary, ...).</summary>
+        public const string InvalidModuleState = "InvalidModuleState";
+        /// <summary>Wait-SKState ran out of time.</summary>
+        public const string WaitTimeout = "WaitTimeout";
 
         // Raised by the cmdlets themselves, before or after an API call.
         /// <summary>An exact node name given to Get-SKNode is not a node of the cluster.</summary>

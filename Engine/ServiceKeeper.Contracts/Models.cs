@@ -116,8 +116,58 @@ namespace ServiceKeeper.Contracts
     {
         public string Module { get; set; } = "";
         public string Node { get; set; } = "";
+        /// <summary>mirror or farm.</summary>
+        public string Kind { get; set; } = "";
+        /// <summary>STOP, WAIT, ALONE, PRIM, SECOND (mirror) or STOP, WAIT, UP (farm).</summary>
         public string State { get; set; } = "";
+        /// <summary>Ready (stable) or Transient (starting, stopping, resynchronising).</summary>
         public bool Ready { get; set; }
+        /// <summary>Why the node is in this state; always set for WAIT.</summary>
         public string? Reason { get; set; }
+        public DateTime SinceUtc { get; set; }
+        /// <summary>Generation of this node's data (mirror): equal on both nodes when they are in sync.</summary>
+        public string? DataGeneration { get; set; }
+        /// <summary>This node's data may serve as primary without losing acknowledged writes.</summary>
+        public bool UpToDate { get; set; }
+        /// <summary>The other node's state as this node last heard it (mirror).</summary>
+        public string? PeerState { get; set; }
+        public bool CheckersEnabled { get; set; } = true;
+        public bool ErrdEnabled { get; set; } = true;
+        public bool FailoverEnabled { get; set; } = true;
+        /// <summary>Resynchronisation progress while SECOND is Transient.</summary>
+        public long? ResyncBytesDone { get; set; }
+        public long? ResyncBytesTotal { get; set; }
+        public double? ResyncBytesPerSecond { get; set; }
+        public double? ResyncEtaSeconds { get; set; }
+        /// <summary>False when the node could not be asked; Error says why and State is empty.</summary>
+        public bool Reachable { get; set; } = true;
+        public string? Error { get; set; }
+    }
+
+    /// <summary>A checker's resource on one node: Get-SKResource.</summary>
+    public sealed class ModuleResource
+    {
+        public string Module { get; set; } = "";
+        public string Node { get; set; } = "";
+        /// <summary>class.ident, for example tcp.db, errd.postgres, splitbrain.witness.</summary>
+        public string Resource { get; set; } = "";
+        /// <summary>init, up or down.</summary>
+        public string Value { get; set; } = "";
+        /// <summary>What the module does when it goes down: restart, stopstart, stop, wait, noaction.</summary>
+        public string Action { get; set; } = "";
+        public string? Reason { get; set; }
+        public DateTime SinceUtc { get; set; }
+    }
+
+    /// <summary>One line of a module's log on one node: transitions, script output: Get-SKLog.</summary>
+    public sealed class LogLine
+    {
+        public string Module { get; set; } = "";
+        public string Node { get; set; } = "";
+        public long Sequence { get; set; }
+        public DateTime TimeUtc { get; set; }
+        /// <summary>"module" for the engine's own lines, else the script or checker that wrote it.</summary>
+        public string Source { get; set; } = "";
+        public string Text { get; set; } = "";
     }
 }

@@ -25,6 +25,54 @@ namespace ServiceKeeper.Contracts
         public Dictionary<string, string> Scripts { get; set; } = new Dictionary<string, string>();
     }
 
+    /// <summary>Add-SKMirrorModule: parameters win over the same settings in UserConfigXml.</summary>
+    public sealed class AddMirrorModuleRequest
+    {
+        public string Name { get; set; } = "";
+        public List<string> Nodes { get; set; } = new List<string>();
+        /// <summary>address/prefix, for example 198.18.0.50/24.</summary>
+        public string? VirtualIP { get; set; }
+        public string? Interface { get; set; }
+        public List<string> ReplicatedDirectories { get; set; } = new List<string>();
+        public List<string> Witnesses { get; set; } = new List<string>();
+        /// <summary>The node the first start makes primary; default the first node.</summary>
+        public string? InitialPrimary { get; set; }
+        public string? UserConfigXml { get; set; }
+        public Dictionary<string, string> Scripts { get; set; } = new Dictionary<string, string>();
+    }
+
+    public static class ModuleCommands
+    {
+        public const string Start = "start";
+        public const string Stop = "stop";
+        public const string Restart = "restart";
+        public const string Swap = "swap";
+        public const string Prim = "prim";
+        public const string Second = "second";
+    }
+
+    /// <summary>An admin command for a module, on one node (Node set) or on all its nodes.</summary>
+    public sealed class ModuleCommandRequest
+    {
+        public string Command { get; set; } = "";
+        public string? Node { get; set; }
+        /// <summary>prim: start even though the data is not up to date.</summary>
+        public bool Force { get; set; }
+        /// <summary>second: copy everything instead of what changed.</summary>
+        public bool FullSync { get; set; }
+        /// <summary>stop (farm): let open connections finish first.</summary>
+        public bool Drain { get; set; }
+    }
+
+    /// <summary>Set-SKMaintenance: null leaves a switch as it is.</summary>
+    public sealed class MaintenanceRequest
+    {
+        public string? Node { get; set; }
+        public bool? Checkers { get; set; }
+        public bool? Errd { get; set; }
+        public bool? Failover { get; set; }
+    }
+
     /// <summary>Error body of every non-2xx answer.</summary>
     public sealed class ApiError
     {

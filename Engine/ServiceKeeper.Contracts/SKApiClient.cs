@@ -57,13 +57,38 @@ namespace ServiceKeeper.Contracts
         public Task<ModuleInfo> InstallModuleAsync(InstallModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Post, "v1/modules", request, ct);
         public Task<List<string>> RemoveModuleAsync(string name, CancellationToken ct = default) => RemoveModuleAsync(name, false, ct);
         public Task<List<string>> RemoveModuleAsync(string name, bool force, CancellationToken ct = default) => SendAsync<List<string>>(HttpMethod.Delete, "v1/modules/" + Uri.EscapeDataString(name) + (force ? "?force=true" : ""), null, ct);
-        public Task<List<ModuleState>> GetStateAsync(CancellationToken ct = default) => SendAsync<List<ModuleState>>(HttpMethod.Get, "v1/state", null, ct);
+        /// <summary>Every module (or one) on every node of the cluster.</summary>
+        public Task<List<ModuleState>> GetStateAsync(CancellationToken ct = default) => GetStateAsync(null, ct);
+        public Task<List<ModuleState>> GetStateAsync(string? module, CancellationToken ct = default) =>
+            SendAsync<List<ModuleState>>(HttpMethod.Get, "v1/state" + (module == null ? "" : "?module=" + Uri.EscapeDataString(module)), null, ct);
+        public Task<ModuleInfo> AddMirrorModuleAsync(AddMirrorModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Post, "v1/modules/mirror", request, ct);
+        /// <summary>start, stop, restart, swap, prim, second; returns the module's state on its nodes afterwards.</summary>
+        public Task<List<ModuleState>> SendCommandAsync(string module, ModuleCommandRequest request, CancellationToken ct = default) =>
+            SendAsync<List<ModuleState>>(HttpMethod.Post, "v1/modules/" + Uri.EscapeDataString(module) + "/command", request, ct);
+        public Task<List<ModuleState>> SetMaintenanceAsync(string module, MaintenanceRequest request, CancellationToken ct = default) =>
+            SendAsync<List<ModuleState>>(HttpMethod.Post, "v1/modules/" + Uri.EscapeDataString(module) + "/maintenance", request, ct);
+        public Task<List<ModuleResource>> GetResourcesAsync(string module, string? node = null, CancellationToken ct = default) =>
+            SendAsync<List<ModuleResource>>(HttpMethod.Get, "v1/modules/" + Uri.EscapeDataString(module) + "/resources" + (node == null ? "" : "?node=" + Uri.EscapeDataString(node)), null, ct);
+        /// <summary>The last <paramref name="tail"/> lines of the module's log on a node (all its nodes when null), after a sequence number when following.</summary>
+        public Task<List<LogLine>> GetLogAsync(string module, string? node, int tail, long? afterSequence = null, CancellationToken ct = default) =>
+            SendAsync<List<LogLine>>(HttpMethod.Get, "v1/modules/" + Uri.EscapeDataString(module) + "/log?tail=" + tail +
+                (node == null ? "" : "&node=" + Uri.EscapeDataString(node)) + (afterSequence == null ? "" : "&after=" + afterSequence), null, ct);
 
         // Engine to engine.
         public Task<NodeInfo> JoinClusterAsync(JoinClusterRequest request, CancellationToken ct = default) => SendAsync<NodeInfo>(HttpMethod.Put, "v1/internal/cluster", request, ct);
         public Task<NodeInfo> LeaveClusterAsync(string clusterId, CancellationToken ct = default) => SendAsync<NodeInfo>(HttpMethod.Delete, "v1/internal/cluster/" + Uri.EscapeDataString(clusterId), null, ct);
         /// <summary>The asked node's view of every peer on every network.</summary>
         public Task<List<ClusterCheck>> GetReachabilityAsync(CancellationToken ct = default) => SendAsync<List<ClusterCheck>>(HttpMethod.Get, "v1/internal/reachability", null, ct);
+        // Per node: what a module does here (the cluster-wide calls above fan out to these).
+        public Task<List<ModuleState>> GetLocalStateAsync(CancellationToken ct = default) => SendAsync<List<ModuleState>>(HttpMethod.Get, "v1/internal/state", null, ct);
+        public Task<ModuleState> SendLocalCommandAsync(string module, ModuleCommandRequest request, CancellationToken ct = default) =>
+            SendAsync<ModuleState>(HttpMethod.Post, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/command", request, ct);
+        public Task<ModuleState> SetLocalMaintenanceAsync(string module, MaintenanceRequest request, CancellationToken ct = default) =>
+            SendAsync<ModuleState>(HttpMethod.Post, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/maintenance", request, ct);
+        public Task<List<ModuleResource>> GetLocalResourcesAsync(string module, CancellationToken ct = default) =>
+            SendAsync<List<ModuleResource>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/resources", null, ct);
+        public Task<List<LogLine>> GetLocalLogAsync(string module, int tail, long? afterSequence = null, CancellationToken ct = default) =>
+            SendAsync<List<LogLine>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/log?tail=" + tail + (afterSequence == null ? "" : "&after=" + afterSequence), null, ct);
         public Task<ModuleInfo> InstallModuleLocalAsync(InstallModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Put, "v1/internal/modules/" + Uri.EscapeDataString(request.Name), request, ct);
         public Task<ModuleInfo> RemoveModuleLocalAsync(string name, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Delete, "v1/internal/modules/" + Uri.EscapeDataString(name), null, ct);
 
