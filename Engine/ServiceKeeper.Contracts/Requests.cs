@@ -38,6 +38,8 @@ namespace ServiceKeeper.Contracts
         /// <summary>The node the first start makes primary; default the first node.</summary>
         public string? InitialPrimary { get; set; }
         public string? UserConfigXml { get; set; }
+        /// <summary>Where UserConfigXml came from (the admin's -ConfigFile path), for error messages.</summary>
+        public string? UserConfigSource { get; set; }
         public Dictionary<string, string> Scripts { get; set; } = new Dictionary<string, string>();
     }
 
