@@ -1,0 +1,816 @@
+// The mirror module's protocol core: events in, actions out. No sockets, threads, files or clocks
+// (time comes from TimeProvider), so the same code runs in the engine, in unit tests and in a simulator.
+//
+//            start                        peer serving / chosen secondary
+//   STOP ───────────► WAIT (starting) ─────────────────────────────────► SECOND (Transient: resync)
+//    ▲                  │   │  no peer, data up to date                     │ resync done
+//    │ stop             │   └──────────────► ALONE ◄──── peer lost ──────── SECOND (Ready)
+//    │                  │ stale / split       │ ▲   (failover on, witness ok: takeover, new generation)
+//    │                  ▼ brain / isolated    │ │ peer lost (new generation)
+//    └──────────────── WAIT (NotReady) ◄──┐   ▼ │
+//                                         └── PRIM  (peer is SECOND Ready; swap: PRIM ⇄ SECOND)
+//
+// Transition table (state, event) → next state: actions. "serve" = RunProcedure(StartApplication),
+// "unserve" = RunProcedure(StopApplication); every generation change is persisted before it is used.
+//
+//  STOP   start                       → WAIT(T) starting: Prestart, then look for the peer until StartupWait
+//  WAIT(T) starting, peer serving     → SECOND(T): resync (full when behind, diverged by the admin's choice, or new)
+//                    peer serving older/diverged data → WAIT(NR) split brain (reported, nothing merged)
+//          peer also starting         → the node ChoosePrimary picks: ALONE(T) serve; the other SECOND(T)
+//          no peer by the deadline    → ALONE(T) serve with a new generation if the data is up to date,
+//                                       else WAIT(NR) "data not up to date" / "no data yet" / "inconsistent"
+//  ALONE  peer SECOND Ready, same gen → PRIM: persist UpToDate=false (either node may now go on alone)
+//         peer serving, diverged      → the loser of ChoosePrimary unserves → WAIT(NR) split brain; winner stays ALONE
+//  PRIM   peer lost                   → (witness? ProbeWitness) ALONE: new generation, UpToDate=true
+//                                       | witness unreachable: unserve → WAIT(NR) isolated
+//         peer stops being SECOND     → ALONE: new generation
+//         swap                        → unserve → SECOND(T) hand-over → SECOND(R) once the peer serves
+//  SECOND(R) peer lost / peer stopped → failover off: WAIT(NR); witness unreachable: WAIT(NR) isolated;
+//                                       else takeover: new generation, ALONE(T) serve
+//            peer hands over (swap)   → PRIM(T) serve, same generation
+//  SECOND(T) peer lost                → WAIT(NR) "resync interrupted" (data inconsistent)
+//  serving   resource down restart    → unserve, serve (counts towards maxloop; beyond it: stopstart)
+//            resource down stopstart  → stop here (the peer takes over), start again (comes back SECOND)
+//            resource down stop/wait  → stop / unserve → WAIT(NR) until the resource is up
+//  any    stop                        → unserve if serving, Poststop → STOP
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ServiceKeeper.Contracts;
+using ServiceKeeper.Engine.Checkers;
+using ServiceKeeper.Engine.Configuration;
+
+namespace ServiceKeeper.Engine.Mirror
+{
+    /// <summary>Module settings the machine needs (from userconfig.xml and the module's install).</summary>
+    public sealed record MirrorSettings(
+        string Module, string Node, string PeerNode, string InitialPrimary,
+        bool Failover, DefaultPrimaryPolicy DefaultPrimary, string? DefaultPrimaryNode,
+        int MaxLoop, TimeSpan LoopInterval, bool HasWitness, TimeSpan StartupWait);
+
+    /// <summary>A command that does not fit the current state; nothing was changed.</summary>
+    public sealed class MirrorCommandException(string errorId, string message) : Exception(message)
+    {
+        public string ErrorId { get; } = errorId;
+    }
+
+    public sealed class MirrorStateMachine
+    {
+        private readonly MirrorSettings _s;
+        private readonly TimeProvider _time;
+        private readonly Func<string> _newGeneration;
+        private readonly List<MirrorAction> _out = new();
+        private readonly List<DateTimeOffset> _loops = new();
+        private readonly HashSet<string> _waitingOn = new(StringComparer.Ordinal);
+
+        private Procedure? _op;
+        private Action<bool, string?>? _then;
+        private DateTimeOffset? _startupDeadline;
+        private bool _stopRequested;
+        private bool _restartAfterStop;
+        private bool _pendingPeerLost;
+        private bool _discardData;        // second -FullSync / admin chose the peer's data
+        private bool _canTakeOver;        // lost an in-sync primary: prim needs no -Force
+        private bool _secondRequested;    // start as secondary (Set-SKSecondary on a stopped node)
+        private bool _replicating;
+
+        public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration)
+        {
+            _s = settings;
+            _time = time;
+            _newGeneration = newGeneration;
+            Disk = disk;
+            Since = time.GetUtcNow();
+        }
+
+        public MirrorStateName State { get; private set; } = MirrorStateName.Stop;
+        public bool Ready { get; private set; } = true;
+        public string? Reason { get; private set; }
+        public DateTimeOffset Since { get; private set; }
+        public MirrorDisk Disk { get; private set; }
+        public PeerView? Peer { get; private set; }
+        public bool CheckersEnabled { get; private set; } = true;
+        public bool ErrdEnabled { get; private set; } = true;
+        public bool FailoverEnabled { get; private set; } = true;
+        /// <summary>This node asks the peer to take over (swap): carried in the heartbeat.</summary>
+        public bool HandOver { get; private set; }
+        public bool Starting => State == MirrorStateName.Wait && _startupDeadline != null;
+        public bool IsServing => State is MirrorStateName.Alone or MirrorStateName.Prim;
+        public Procedure? RunningProcedure => _op;
+
+        /// <summary>This node's view as the peer will see it.</summary>
+        public PeerView View => new(_s.Node, State, Ready, Disk.Generation, Disk.History, Disk.Consistent, Disk.UpToDate,
+                                    Disk.Authoritative, HandOver, Starting);
+
+        public IReadOnlyList<MirrorAction> Handle(MirrorEvent e)
+        {
+            _out.Clear();
+            switch (e)
+            {
+                case StartCommand: OnStart(); break;
+                case StopCommand: OnStop(restart: false); break;
+                case RestartCommand: OnStop(restart: true); break;
+                case SwapCommand: OnSwap(); break;
+                case PrimCommand p: OnPrim(p.Force); break;
+                case SecondCommand s: OnSecond(s.FullSync); break;
+                case MaintenanceCommand m: OnMaintenance(m); break;
+                case PeerHeard h: OnPeerHeard(h.Peer); break;
+                case PeerLost: OnPeerLost(); break;
+                case ResourceChanged r: OnResource(r); break;
+                case ProcedureDone d: OnProcedureDone(d); break;
+                case Tick: OnTick(); break;
+            }
+            return _out.ToArray();
+        }
+
+        // ------------------------------------------------------------------ admin commands
+
+        private void OnStart()
+        {
+            if (State != MirrorStateName.Stop)
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is already started on {_s.Node} ({State}).");
+            _stopRequested = _restartAfterStop = false;
+            _loops.Clear();
+            _waitingOn.Clear();
+            Enter(MirrorStateName.Wait, false, "starting: prestart");
+            Run(Procedure.Prestart, (_, _) => Discover());
+        }
+
+        private void OnStop(bool restart)
+        {
+            if (State == MirrorStateName.Stop && _op == null)
+            {
+                if (restart) OnStart();
+                return;
+            }
+            _restartAfterStop = restart;
+            _stopRequested = true;
+            if (_op == null) StopFlow();
+        }
+
+        private void OnSwap()
+        {
+            if (State != MirrorStateName.Prim || !Ready || Peer is not { State: MirrorStateName.Second, Ready: true } || _op != null)
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState,
+                    $"{_s.Module}: a swap needs this node PRIM and {_s.PeerNode} SECOND, both ready; this node is {Describe()}, {_s.PeerNode} is {DescribePeer()}.");
+            Log("swap requested: stopping the application here, then handing over to " + _s.PeerNode);
+            Emit(new SetPrimaryCheckers(false));
+            Enter(MirrorStateName.Prim, false, "swapping: stopping the application");
+            Run(Procedure.StopApplication, (_, _) =>
+            {
+                Emit(new StopReplication());
+                _replicating = false;
+                Disk = Disk with { UpToDate = false, LastPrimary = _s.PeerNode };
+                Emit(new PersistAction(Disk));
+                HandOver = true;
+                Enter(MirrorStateName.Second, false, $"swapping: {_s.PeerNode} takes over");
+            });
+        }
+
+        private void OnPrim(bool force)
+        {
+            if (IsServing) return;
+            if (State == MirrorStateName.Second && Ready)
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState,
+                    $"{_s.Module}: {_s.PeerNode} is primary and this node is its up-to-date secondary; use Start-SKSwap.");
+            if (_op != null)
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is busy on {_s.Node} ({Describe()}); try again when it is ready.");
+            if (Peer is { IsServing: true })
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module}: {_s.PeerNode} is serving ({DescribePeer()}); use Start-SKSwap.");
+            if (!force)
+            {
+                var stale = StaleReason(Peer);
+                if (stale != null)
+                    throw new MirrorCommandException(ErrorIds.DataNotUpToDate,
+                        $"{_s.Module}: refusing to make {_s.Node} primary: {stale}. Set-SKPrimary -Force makes it primary anyway; the other node's newer changes will then be discarded by a full resynchronisation.");
+            }
+            if (force)
+            {
+                Log("prim -Force: this node's data is made authoritative");
+                Disk = Disk with { Authoritative = true, Consistent = true };
+            }
+            _stopRequested = false;
+            if (State == MirrorStateName.Stop)
+            {
+                Enter(MirrorStateName.Wait, false, "starting as primary: prestart");
+                Run(Procedure.Prestart, (_, _) => BecomePrimary("Set-SKPrimary"));
+            }
+            else
+            {
+                BecomePrimary("Set-SKPrimary");
+            }
+        }
+
+        private void OnSecond(bool fullSync)
+        {
+            if (IsServing)
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module}: {_s.Node} is primary; use Start-SKSwap to make it secondary.");
+            if (_op != null && _op != Procedure.Resync)
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is busy on {_s.Node} ({Describe()}); try again when it is ready.");
+            _discardData = true;
+            if (fullSync) Log("second -FullSync: this node's data will be replaced by a full copy from " + _s.PeerNode);
+            switch (State)
+            {
+                case MirrorStateName.Stop:
+                    _secondRequested = true;
+                    Enter(MirrorStateName.Wait, false, "starting as secondary: prestart");
+                    Run(Procedure.Prestart, (_, _) => Discover());
+                    break;
+                case MirrorStateName.Second when !fullSync:
+                    break;
+                default:
+                    BecomeSecond(fullSync: true);
+                    break;
+            }
+        }
+
+        private void OnMaintenance(MaintenanceCommand m)
+        {
+            if (m.Checkers is { } c) CheckersEnabled = c;
+            if (m.Errd is { } e) ErrdEnabled = e;
+            if (m.Failover is { } f) FailoverEnabled = f;
+            Log($"maintenance: checkers {OnOff(CheckersEnabled)}, errd {OnOff(ErrdEnabled)}, failover {OnOff(FailoverEnabled)}");
+        }
+
+        // ------------------------------------------------------------------ peer
+
+        private void OnPeerHeard(PeerView peer)
+        {
+            var before = Peer;
+            Peer = peer;
+            if (before == null) Log($"{_s.PeerNode} seen: {DescribePeer()}");
+            if (_op != null || _stopRequested) return; // decided when the running procedure ends
+            React();
+        }
+
+        /// <summary>What the current peer view means in the current state (called after every change).</summary>
+        private void React()
+        {
+            var peer = Peer;
+            switch (State)
+            {
+                case MirrorStateName.Wait when Starting:
+                    if (peer != null && (peer.IsServing || peer.Starting || peer.State is MirrorStateName.Stop or MirrorStateName.Wait))
+                        Decide();
+                    break;
+
+                case MirrorStateName.Wait when Ready == false && _waitingOn.Count == 0 && peer != null:
+                    // Stale, isolated or split brain: a peer that serves may let us become its secondary.
+                    if (peer.IsServing) Decide();
+                    break;
+
+                case MirrorStateName.Alone when Ready && peer != null:
+                    if (peer.State == MirrorStateName.Second && !peer.HandOver && peer.Generation == Disk.Generation && peer.Ready)
+                    {
+                        Disk = Disk with { UpToDate = false, LastPrimary = _s.Node, Authoritative = false };
+                        Emit(new PersistAction(Disk));
+                        Enter(MirrorStateName.Prim, true, null);
+                    }
+                    else if (peer.State == MirrorStateName.Second && !_replicating)
+                    {
+                        _replicating = true;
+                        Emit(new StartReplication());
+                    }
+                    else if (peer.IsServing)
+                    {
+                        SplitBrainWhileServing(peer);
+                    }
+                    break;
+
+                case MirrorStateName.Prim when Ready && peer != null:
+                    if (peer.IsServing) SplitBrainWhileServing(peer);
+                    else if (peer.State != MirrorStateName.Second)
+                        GoAlone($"{_s.PeerNode} is no longer secondary ({DescribePeer()})");
+                    break;
+
+                case MirrorStateName.Second when HandOver && peer != null:
+                    if (peer.IsServing)
+                    {
+                        HandOver = false;
+                        Enter(MirrorStateName.Second, true, null);
+                        Log("swap done: " + _s.PeerNode + " is primary");
+                    }
+                    break;
+
+                case MirrorStateName.Second when Ready && peer != null:
+                    if (peer.HandOver && peer.State == MirrorStateName.Second)
+                        TakeOver(newGeneration: false, "swap: " + _s.PeerNode + " hands over");
+                    else if (!peer.IsServing)
+                        PrimaryGone($"{_s.PeerNode} stopped serving ({DescribePeer()})");
+                    break;
+
+                case MirrorStateName.Second when !Ready && peer != null:
+                    if (peer.IsServing && _op == null) StartResync();
+                    break;
+            }
+        }
+
+        private void OnPeerLost()
+        {
+            var had = Peer;
+            Peer = null;
+            if (had != null) Log($"{_s.PeerNode} lost on every heartbeat network");
+            if (_op != null)
+            {
+                _pendingPeerLost = true;
+                return;
+            }
+            HandlePeerLost();
+        }
+
+        private void HandlePeerLost()
+        {
+            _pendingPeerLost = false;
+            switch (State)
+            {
+                case MirrorStateName.Prim:
+                    if (_s.HasWitness)
+                        Run(Procedure.ProbeWitness, (reachable, _) =>
+                        {
+                            if (Peer != null) { React(); return; }
+                            if (reachable) GoAlone($"{_s.PeerNode} lost, a witness answers");
+                            else Isolated(serving: true);
+                        });
+                    else
+                        GoAlone($"{_s.PeerNode} lost");
+                    break;
+
+                case MirrorStateName.Second when HandOver:
+                    // The peer vanished during the swap: nobody serves. Our data is in sync: serve again.
+                    HandOver = false;
+                    TakeOver(newGeneration: true, "swap interrupted: " + _s.PeerNode + " lost");
+                    break;
+
+                case MirrorStateName.Second when Ready:
+                    PrimaryGone($"{_s.PeerNode} lost on every heartbeat network");
+                    break;
+
+                case MirrorStateName.Second:
+                    if (Disk.Consistent)
+                        Enter(MirrorStateName.Wait, false, $"waiting for {_s.PeerNode}: it was lost before it served");
+                    else
+                        Enter(MirrorStateName.Wait, false, $"data not up to date: the resynchronisation from {_s.PeerNode} was interrupted; start {_s.PeerNode}, or Set-SKPrimary -Force");
+                    break;
+            }
+        }
+
+        /// <summary>The primary went away while this node was its up-to-date secondary.</summary>
+        private void PrimaryGone(string why)
+        {
+            _canTakeOver = true;
+            if (!_s.Failover || !FailoverEnabled)
+            {
+                Enter(MirrorStateName.Wait, false, $"{why}; failover is off: Set-SKPrimary -Name {_s.Module} -Node {_s.Node} takes over");
+                return;
+            }
+            if (_s.HasWitness && Peer == null)
+            {
+                Enter(MirrorStateName.Second, false, why + ": checking the witness");
+                Run(Procedure.ProbeWitness, (reachable, _) =>
+                {
+                    if (Peer is { IsServing: true }) { Enter(MirrorStateName.Second, true, null); React(); return; }
+                    if (reachable) TakeOver(newGeneration: true, why + ", a witness answers");
+                    else Isolated(serving: false);
+                });
+                return;
+            }
+            TakeOver(newGeneration: true, why);
+        }
+
+        private void Isolated(bool serving)
+        {
+            const string reason = "isolated: the other node and every witness are unreachable; the other node may be serving";
+            _canTakeOver = false;
+            Disk = Disk with { UpToDate = false };
+            Emit(new PersistAction(Disk));
+            if (serving)
+                Unserve(() => Enter(MirrorStateName.Wait, false, reason));
+            else
+                Enter(MirrorStateName.Wait, false, reason);
+        }
+
+        /// <summary>Both nodes serve: a partition healed after both went ALONE. One keeps serving; nothing is merged.</summary>
+        private void SplitBrainWhileServing(PeerView peer)
+        {
+            var relation = Relate(peer);
+            var winner = ChoosePrimary(peer, relation);
+            var text = $"split brain: {_s.PeerNode} serves too, data {RelationText(relation)} (generation {Short(Disk.Generation)} here, {Short(peer.Generation)} there)";
+            if (winner == _s.Node)
+            {
+                Reason = text + "; this node keeps serving, " + _s.PeerNode + "'s data is kept aside for the admin";
+                Log(Reason);
+                return;
+            }
+            Log(text + "; stopping here, " + _s.PeerNode + " keeps serving");
+            Emit(new SetPrimaryCheckers(false));
+            Unserve(() => Enter(MirrorStateName.Wait, false,
+                text + ". Nothing was merged: this node's changes are kept. Set-SKSecondary -FullSync discards them, Set-SKPrimary -Force keeps them instead."));
+        }
+
+        // ------------------------------------------------------------------ decisions
+
+        private void Discover()
+        {
+            if (_stopRequested) { StopFlow(); return; }
+            _startupDeadline = _time.GetUtcNow() + _s.StartupWait;
+            Enter(MirrorStateName.Wait, false, $"starting: looking for {_s.PeerNode}");
+            if (Peer != null) React();
+        }
+
+        private void OnTick()
+        {
+            if (_op != null) return;
+            if (Starting && _time.GetUtcNow() >= _startupDeadline) Decide();
+        }
+
+        /// <summary>Chooses this node's role from its data, the peer's view (if any) and the settings.</summary>
+        private void Decide()
+        {
+            _startupDeadline = null;
+            var peer = Peer;
+            var relation = peer == null ? DataRelation.Unknown : Relate(peer);
+
+            if (peer is { IsServing: true })
+            {
+                if (_discardData || Disk.Generation == null || relation is DataRelation.Same or DataRelation.Behind || (relation == DataRelation.Diverged && peer.Authoritative))
+                    BecomeSecond(fullSync: _discardData || Disk.Generation == null || relation == DataRelation.Diverged);
+                else
+                    Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(relation))} this node's " +
+                        $"(generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here). Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
+                return;
+            }
+            if (_secondRequested || _discardData)
+            {
+                Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve");
+                return;
+            }
+            if (peer is { Starting: true })
+            {
+                var winner = ChoosePrimary(peer, relation);
+                if (winner == _s.Node) BecomePrimaryIfAllowed(peer);
+                else if (winner == _s.PeerNode) Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve");
+                else Enter(MirrorStateName.Wait, false, $"split brain: data diverged from {_s.PeerNode} (generation {Short(Disk.Generation)} here, {Short(peer.Generation)} there); nothing was merged. Choose with Set-SKPrimary -Force on the node to keep.");
+                return;
+            }
+            BecomePrimaryIfAllowed(peer);
+        }
+
+        private void BecomePrimaryIfAllowed(PeerView? peer)
+        {
+            if (Disk.Generation == null)
+            {
+                if (_s.InitialPrimary == _s.Node && peer?.Generation == null)
+                {
+                    Log("first start: this node is the initial primary; its data becomes generation 1");
+                    BecomePrimary("first start");
+                }
+                else
+                {
+                    Enter(MirrorStateName.Wait, false, $"no data yet: waiting for {_s.PeerNode} (the initial primary is {_s.InitialPrimary})");
+                }
+                return;
+            }
+            var stale = StaleReason(peer);
+            if (stale != null)
+            {
+                Enter(MirrorStateName.Wait, false, stale + $"; start {_s.PeerNode}, or Set-SKPrimary -Force");
+                return;
+            }
+            BecomePrimary(peer == null ? $"{_s.PeerNode} not found" : $"{_s.PeerNode} is {DescribePeer()}");
+        }
+
+        /// <summary>Why this node's data may not serve, or null when it may.</summary>
+        private string? StaleReason(PeerView? peer)
+        {
+            if (Disk.Generation == null) return "this node has no data yet";
+            if (!Disk.Consistent) return "data not up to date: a resynchronisation was interrupted";
+            if (peer != null)
+            {
+                var relation = Relate(peer);
+                if (relation == DataRelation.Behind) return $"data not up to date: {_s.PeerNode} has newer data";
+                if (relation == DataRelation.Diverged && !Disk.Authoritative) return $"split brain: data diverged from {_s.PeerNode}";
+                if (relation is DataRelation.Same or DataRelation.Ahead) return null;
+            }
+            if (Disk.UpToDate || _canTakeOver || Disk.Authoritative) return null;
+            return "data not up to date: the other node may have newer data";
+        }
+
+        private void BecomePrimary(string why)
+        {
+            Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
+            Emit(new PersistAction(Disk));
+            _canTakeOver = _discardData = _secondRequested = false;
+            Log($"becoming primary ({why}): generation {Short(Disk.Generation)}");
+            Serve(MirrorStateName.Alone, "starting the application");
+        }
+
+        private void TakeOver(bool newGeneration, string why)
+        {
+            if (newGeneration) Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
+            else Disk = Disk with { LastPrimary = _s.Node };
+            Emit(new PersistAction(Disk));
+            _canTakeOver = false;
+            Log($"taking over ({why}): generation {Short(Disk.Generation)}");
+            Serve(newGeneration ? MirrorStateName.Alone : MirrorStateName.Prim, "taking over: starting the application");
+        }
+
+        private void GoAlone(string why)
+        {
+            if (_replicating) Emit(new StopReplication());
+            _replicating = false;
+            Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node, Authoritative = false };
+            Emit(new PersistAction(Disk));
+            Log($"{why}: serving alone, changes tracked for resync (generation {Short(Disk.Generation)})");
+            Enter(MirrorStateName.Alone, true, null);
+        }
+
+        private void BecomeSecond(bool fullSync)
+        {
+            _secondRequested = false;
+            Enter(MirrorStateName.Second, false, fullSync ? $"waiting for {_s.PeerNode} to serve (full resync)" : $"waiting for {_s.PeerNode} to serve");
+            _fullSync = fullSync;
+            if (Peer is { IsServing: true }) StartResync();
+        }
+
+        private bool _fullSync;
+
+        private void StartResync()
+        {
+            var peer = Peer!;
+            var full = _fullSync || _discardData || Relate(peer) is DataRelation.Diverged or DataRelation.Unknown;
+            Disk = Disk with { Consistent = false, UpToDate = false };
+            Emit(new PersistAction(Disk));
+            Enter(MirrorStateName.Second, false, full ? $"full resynchronisation from {_s.PeerNode}" : $"resynchronising from {_s.PeerNode}");
+            var generation = peer.Generation;
+            var history = peer.History;
+            Run(Procedure.Resync, (ok, detail) =>
+            {
+                if (!ok)
+                {
+                    if (Peer == null) { HandlePeerLost(); return; }
+                    Enter(MirrorStateName.Wait, false, $"data not up to date: resynchronisation from {_s.PeerNode} failed ({detail}); Set-SKSecondary retries");
+                    return;
+                }
+                Disk = new MirrorDisk(generation, history.ToImmutableListBounded(), true, false, false, _s.PeerNode);
+                Emit(new PersistAction(Disk));
+                _discardData = _fullSync = false;
+                Log($"resynchronised from {_s.PeerNode}: generation {Short(generation)}");
+                Enter(MirrorStateName.Second, true, null);
+                if (Peer == null) HandlePeerLost();
+            }, full);
+        }
+
+        /// <summary>
+        /// The node that should serve when both could: newer data wins; on diverged data an authoritative
+        /// node wins, else nobody (null: split brain for the admin); on equal data the preferred node
+        /// (defaultprim, else the last primary, else the initial primary). Both nodes compute the same answer.
+        /// </summary>
+        private string? ChoosePrimary(PeerView peer, DataRelation relation)
+        {
+            switch (relation)
+            {
+                case DataRelation.Ahead: return _s.Node;
+                case DataRelation.Behind: return _s.PeerNode;
+                case DataRelation.Diverged:
+                    if (Disk.Authoritative != peer.Authoritative) return Disk.Authoritative ? _s.Node : _s.PeerNode;
+                    // Both already serve: one must stop (nothing is discarded). LastPrimary differs on diverged
+                    // nodes, so only configuration both share may break the tie.
+                    if (IsServing && peer.IsServing) return _s.DefaultPrimaryNode ?? _s.InitialPrimary;
+                    return null;
+            }
+            if (Disk.Consistent != peer.Consistent) return Disk.Consistent ? _s.Node : _s.PeerNode;
+            if (Disk.Generation == null && peer.Generation == null) return _s.InitialPrimary;
+            return Preferred();
+        }
+
+        private string Preferred()
+        {
+            if (_s.DefaultPrimary == DefaultPrimaryPolicy.Node && _s.DefaultPrimaryNode is { } n) return n;
+            if (Disk.LastPrimary is { } last && (last == _s.Node || last == _s.PeerNode)) return last;
+            return _s.InitialPrimary;
+        }
+
+        public DataRelation Relate(PeerView peer) => Relate(Disk.Generation, Disk.History, peer.Generation, peer.History);
+
+        public static DataRelation Relate(string? mine, IReadOnlyList<string> myHistory, string? theirs, IReadOnlyList<string> theirHistory)
+        {
+            if (mine == null && theirs == null) return DataRelation.Same;
+            if (mine == null) return DataRelation.Behind;
+            if (theirs == null) return DataRelation.Ahead;
+            if (mine == theirs) return DataRelation.Same;
+            if (myHistory.Contains(theirs)) return DataRelation.Ahead;
+            if (theirHistory.Contains(mine)) return DataRelation.Behind;
+            return DataRelation.Diverged;
+        }
+
+        // ------------------------------------------------------------------ resources
+
+        private void OnResource(ResourceChanged r)
+        {
+            if (r.IsErrd ? !ErrdEnabled : !CheckersEnabled) return;
+            if (r.Resource.StartsWith("splitbrain.", StringComparison.Ordinal)) return; // consulted when deciding, see ProbeWitness
+            if (r.Value == ResourceValue.Up)
+            {
+                if (_waitingOn.Remove(r.Resource) && _waitingOn.Count == 0 && State == MirrorStateName.Wait && _op == null)
+                {
+                    Log($"{r.Resource} is up again: starting");
+                    Enter(MirrorStateName.Stop, true, null);
+                    OnStart();
+                }
+                return;
+            }
+            if (r.Value != ResourceValue.Down) return;
+            if (r.When == CheckWhen.Prim && !IsServing) return;
+            Log($"{r.Resource} is down ({r.Reason}): action {r.Action.ToString().ToLowerInvariant()}");
+            switch (r.Action)
+            {
+                case CheckAction.Restart when IsServing:
+                    if (LoopExceeded()) { Log($"more than {_s.MaxLoop} restarts within {_s.LoopInterval}: stopstart instead"); StopStart(); }
+                    else { CountLoop(); RestartApplication(); }
+                    break;
+                case CheckAction.Restart:
+                case CheckAction.StopStart:
+                    if (LoopExceeded()) { Log($"more than {_s.MaxLoop} restarts within {_s.LoopInterval}: stopping the module here"); OnStop(restart: false); }
+                    else { CountLoop(); StopStart(); }
+                    break;
+                case CheckAction.Stop:
+                    OnStop(restart: false);
+                    break;
+                case CheckAction.Wait:
+                    _waitingOn.Add(r.Resource);
+                    if (_op != null) return;
+                    var reason = $"waiting for {r.Resource} to be up ({r.Reason})";
+                    if (IsServing)
+                    {
+                        Disk = Disk with { UpToDate = Peer is { State: MirrorStateName.Second, Ready: true } ? false : Disk.UpToDate };
+                        Emit(new PersistAction(Disk));
+                        Unserve(() => Enter(MirrorStateName.Wait, false, reason));
+                    }
+                    else if (State != MirrorStateName.Stop)
+                    {
+                        Enter(MirrorStateName.Wait, false, reason);
+                    }
+                    break;
+            }
+        }
+
+        private void RestartApplication()
+        {
+            if (_op != null) return;
+            var state = State;
+            Emit(new SetPrimaryCheckers(false));
+            Enter(state, false, "restarting the application");
+            Run(Procedure.StopApplication, (_, _) => Serve(state, "restarting the application"));
+        }
+
+        private void StopStart() => OnStop(restart: true);
+
+        private bool LoopExceeded()
+        {
+            var now = _time.GetUtcNow();
+            _loops.RemoveAll(t => now - t > _s.LoopInterval);
+            return _loops.Count >= _s.MaxLoop;
+        }
+
+        private void CountLoop() => _loops.Add(_time.GetUtcNow());
+
+        // ------------------------------------------------------------------ procedures and flows
+
+        private void Serve(MirrorStateName state, string reason)
+        {
+            Enter(state, false, reason);
+            Run(Procedure.StartApplication, (ok, detail) =>
+            {
+                if (!ok)
+                {
+                    Log($"start_prim failed ({detail})");
+                    Unserve(() => Enter(MirrorStateName.Wait, false, $"the application did not start ({detail}); see Get-SKLog, then Restart-SKModule"));
+                    return;
+                }
+                Emit(new SetPrimaryCheckers(true));
+                var peerIsSecond = Peer is { State: MirrorStateName.Second, Ready: true } && Peer.Generation == Disk.Generation;
+                if (peerIsSecond && !_replicating) { _replicating = true; Emit(new StartReplication()); }
+                if (peerIsSecond)
+                {
+                    Disk = Disk with { UpToDate = false };
+                    Emit(new PersistAction(Disk));
+                }
+                Enter(peerIsSecond ? MirrorStateName.Prim : MirrorStateName.Alone, true, null);
+                React();
+            });
+        }
+
+        private void Unserve(Action then)
+        {
+            Emit(new SetPrimaryCheckers(false));
+            if (_replicating) Emit(new StopReplication());
+            _replicating = false;
+            Enter(State, false, "stopping the application");
+            Run(Procedure.StopApplication, (_, _) => then());
+        }
+
+        private void StopFlow()
+        {
+            _startupDeadline = null;
+            HandOver = false;
+            // A node that stops while its peer can go on no longer holds the newest data.
+            if (Peer is { } p && (p.IsServing || (IsServing && p.State == MirrorStateName.Second && p.Ready)))
+            {
+                Disk = Disk with { UpToDate = false };
+                Emit(new PersistAction(Disk));
+            }
+            if (IsServing)
+            {
+                Unserve(AfterUnserve);
+                return;
+            }
+            AfterUnserve();
+
+            void AfterUnserve()
+            {
+                Enter(State == MirrorStateName.Stop ? MirrorStateName.Stop : State, false, "stopping: poststop");
+                Run(Procedure.Poststop, (_, _) =>
+                {
+                    _stopRequested = false;
+                    _waitingOn.Clear();
+                    Enter(MirrorStateName.Stop, true, null);
+                    if (_restartAfterStop)
+                    {
+                        _restartAfterStop = false;
+                        OnStart();
+                    }
+                });
+            }
+        }
+
+        private void Run(Procedure procedure, Action<bool, string?> then, bool fullSync = false)
+        {
+            _op = procedure;
+            _then = then;
+            Emit(new RunProcedure(procedure, fullSync));
+        }
+
+        private void OnProcedureDone(ProcedureDone done)
+        {
+            if (_op != done.Procedure) return; // a late answer to something abandoned
+            var then = _then!;
+            _op = null;
+            _then = null;
+            if (_stopRequested && done.Procedure is not (Procedure.StopApplication or Procedure.Poststop))
+            {
+                // An admin stop arrived during the procedure: undo what it did, then stop.
+                if (done.Procedure == Procedure.StartApplication && done.Succeeded)
+                    Enter(State, true, null);
+                StopFlow();
+                return;
+            }
+            then(done.Succeeded, done.Detail);
+            if (_op == null && _pendingPeerLost) HandlePeerLost();
+            else if (_op == null && !_stopRequested && Peer != null) React();
+        }
+
+        // ------------------------------------------------------------------ helpers
+
+        private void Enter(MirrorStateName state, bool ready, string? reason)
+        {
+            if (state != State || ready != Ready)
+            {
+                Log($"{_s.Module}: {Name(State)}{(Ready ? "" : " (transient)")} -> {Name(state)}{(ready ? "" : " (transient)")}{(reason == null ? "" : " (" + reason + ")")}");
+                Since = _time.GetUtcNow();
+            }
+            State = state;
+            Ready = ready;
+            Reason = reason;
+        }
+
+        private void Emit(MirrorAction action) => _out.Add(action);
+        private void Log(string text) => _out.Add(new LogAction(text));
+
+        private string Describe() => Name(State) + (Ready ? "" : " (transient)");
+        private string DescribePeer() => Peer == null ? "unknown" : Name(Peer.State) + (Peer.Ready ? "" : " (transient)");
+        public static string Name(MirrorStateName state) => state.ToString().ToUpperInvariant();
+        private static string OnOff(bool on) => on ? "on" : "off";
+        private static string Short(string? generation) => generation == null ? "none" : generation.Length > 8 ? generation[..8] : generation;
+
+        private static DataRelation Invert(DataRelation r) => r switch
+        {
+            DataRelation.Ahead => DataRelation.Behind,
+            DataRelation.Behind => DataRelation.Ahead,
+            _ => r,
+        };
+
+        private static string RelationText(DataRelation r) => r switch
+        {
+            DataRelation.Ahead => "newer than",
+            DataRelation.Behind => "older than",
+            DataRelation.Same => "the same as",
+            _ => "diverged from",
+        };
+    }
+
+    internal static class GenerationHistory
+    {
+        public static System.Collections.Immutable.ImmutableList<string> ToImmutableListBounded(this IReadOnlyList<string> history) =>
+            System.Collections.Immutable.ImmutableList.CreateRange(history.Take(MirrorDisk.HistoryLength));
+    }
+}
