@@ -30,12 +30,26 @@ namespace ServiceKeeper.Cmdlets.Tests
         {
             "Connect-SKCluster", "Disconnect-SKCluster", "New-SKCluster", "Get-SKCluster", "Remove-SKCluster",
             "Get-SKNode", "Test-SKCluster", "Get-SKState", "Get-SKModule", "Remove-SKModule",
+            "Add-SKMirrorModule", "Start-SKModule", "Stop-SKModule", "Restart-SKModule", "Start-SKSwap",
+            "Set-SKPrimary", "Set-SKSecondary", "Wait-SKState", "Get-SKLog", "Get-SKResource", "Set-SKMaintenance",
         };
+
+        /// <summary>The cmdlets that act on modules: -Name takes module names and the Name/Module property of piped objects.</summary>
+        public static readonly string[] ModuleCmdlets =
+        {
+            "Get-SKState", "Get-SKModule", "Remove-SKModule", "Start-SKModule", "Stop-SKModule", "Restart-SKModule",
+            "Start-SKSwap", "Set-SKPrimary", "Set-SKSecondary", "Wait-SKState", "Get-SKLog", "Get-SKResource", "Set-SKMaintenance",
+        };
+
+        public static TheoryData<string> ModuleCmdletNames() => new TheoryData<string>(ModuleCmdlets);
 
         public static TheoryData<string> CmdletNames() => new TheoryData<string>(Cmdlets);
 
         private const string Connection = "ComputerName:String|Credential:PSCredential|SkipCertificateCheck:SwitchParameter";
         private const string ShouldProcess = "Confirm:SwitchParameter|WhatIf:SwitchParameter";
+        private const string ModuleNames = "Name:String[] mandatory pos0 byValue byProperty";
+        private const string ModuleName = "Name:String mandatory pos0 byValue byProperty";
+        private const string PassThru = "PassThru:SwitchParameter";
 
         // name:type [mandatory] [pos N] [byValue] [byProperty], sorted by name, for the default parameter set.
         [Theory]
@@ -46,9 +60,21 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Remove-SKCluster", Connection + "|" + ShouldProcess + "|Force:SwitchParameter")]
         [InlineData("Get-SKNode", Connection + "|Name:String[] pos0 byValue")]
         [InlineData("Test-SKCluster", Connection)]
-        [InlineData("Get-SKState", Connection + "|Name:String[] pos0 byValue byProperty")]
+        [InlineData("Get-SKState", Connection + "|Name:String[] pos0 byValue byProperty|Node:String[]")]
         [InlineData("Get-SKModule", Connection + "|Name:String[] pos0 byValue byProperty")]
         [InlineData("Remove-SKModule", Connection + "|" + ShouldProcess + "|Force:SwitchParameter|Name:String[] mandatory pos0 byValue byProperty")]
+        [InlineData("Add-SKMirrorModule", Connection + "|" + ShouldProcess + "|ConfigFile:String|InitialPrimary:String|Interface:String|Name:String mandatory pos0"
+                                          + "|Node:String[] mandatory pos1|ReplicatedDirectory:String[]|ScriptPath:String|VirtualIP:String mandatory|Witness:String[]")]
+        [InlineData("Start-SKModule", Connection + "|" + ShouldProcess + "|" + ModuleNames + "|Node:String byProperty|" + PassThru + "|Timeout:TimeSpan|Wait:SwitchParameter")]
+        [InlineData("Stop-SKModule", Connection + "|" + ShouldProcess + "|" + ModuleNames + "|Node:String byProperty|" + PassThru)]
+        [InlineData("Restart-SKModule", Connection + "|" + ShouldProcess + "|" + ModuleNames + "|Node:String byProperty|" + PassThru)]
+        [InlineData("Start-SKSwap", Connection + "|" + ShouldProcess + "|" + ModuleName + "|" + PassThru + "|Timeout:TimeSpan|Wait:SwitchParameter")]
+        [InlineData("Set-SKPrimary", Connection + "|" + ShouldProcess + "|Force:SwitchParameter|" + ModuleName + "|Node:String mandatory byProperty|" + PassThru)]
+        [InlineData("Set-SKSecondary", Connection + "|" + ShouldProcess + "|FullSync:SwitchParameter|" + ModuleName + "|Node:String mandatory byProperty|" + PassThru)]
+        [InlineData("Wait-SKState", Connection + "|" + ModuleName + "|Node:String mandatory byProperty|Ready:SwitchParameter|State:String[] mandatory|Timeout:TimeSpan")]
+        [InlineData("Get-SKLog", Connection + "|Follow:SwitchParameter|" + ModuleName + "|Node:String byProperty|Tail:Int32")]
+        [InlineData("Get-SKResource", Connection + "|" + ModuleName + "|Node:String byProperty|Resource:String[] pos1")]
+        [InlineData("Set-SKMaintenance", Connection + "|" + ShouldProcess + "|Checkers:String|Errd:String|Failover:String|" + ModuleName + "|Node:String byProperty|" + PassThru)]
         public void Cmdlet_HasExactlyTheseParameters_InOneParameterSet(string name, string expected)
         {
             var cmdlet = GetCmdlet(name);
@@ -77,6 +103,17 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Get-SKState", "ServiceKeeper.Contracts.ModuleState")]
         [InlineData("Get-SKModule", "ServiceKeeper.Contracts.ModuleInfo")]
         [InlineData("Remove-SKModule", "")]
+        [InlineData("Add-SKMirrorModule", "ServiceKeeper.Contracts.ModuleInfo")]
+        [InlineData("Start-SKModule", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Stop-SKModule", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Restart-SKModule", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Start-SKSwap", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Set-SKPrimary", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Set-SKSecondary", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Wait-SKState", "ServiceKeeper.Contracts.ModuleState")]
+        [InlineData("Get-SKLog", "ServiceKeeper.Contracts.LogLine")]
+        [InlineData("Get-SKResource", "ServiceKeeper.Contracts.ModuleResource")]
+        [InlineData("Set-SKMaintenance", "ServiceKeeper.Contracts.ModuleState")]
         public void Cmdlet_DeclaresItsOutputType(string name, string expected)
         {
             Assert.Equal(expected, string.Join(",", GetCmdlet(name).OutputType.Select(t => t.Name)));
@@ -86,6 +123,14 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("New-SKCluster", "Medium")]
         [InlineData("Remove-SKCluster", "High")]
         [InlineData("Remove-SKModule", "High")]
+        [InlineData("Add-SKMirrorModule", "Medium")]
+        [InlineData("Start-SKModule", "Medium")]
+        [InlineData("Stop-SKModule", "Medium")]
+        [InlineData("Restart-SKModule", "Medium")]
+        [InlineData("Start-SKSwap", "Medium")]
+        [InlineData("Set-SKPrimary", "Medium")] // High with -Force: see SetSKPrimary_Force_*
+        [InlineData("Set-SKSecondary", "Medium")]
+        [InlineData("Set-SKMaintenance", "Medium")]
         public void ChangingCmdlet_SupportsShouldProcess_WithItsImpact(string name, string impact)
         {
             var attribute = (CmdletAttribute)Attribute.GetCustomAttribute(GetCmdlet(name).ImplementingType, typeof(CmdletAttribute))!;
@@ -205,6 +250,21 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Remove-SKCluster -Force -Confirm:$false", "RemoveSKClusterCommand")]
         [InlineData("Remove-SKCluster -Confirm:$false", "RemoveSKClusterCommand")]
         [InlineData("New-SKCluster -Name c -Node n1, n2 -Confirm:$false", "NewSKClusterCommand")]
+        [InlineData("Add-SKMirrorModule -Name web -Node n1, n2 -VirtualIP 198.18.0.50/24 -Confirm:$false", "AddSKMirrorModuleCommand")]
+        [InlineData("Start-SKModule -Name web -Confirm:$false", "StartSKModuleCommand")]
+        [InlineData("Start-SKModule -Name web -Node n1 -Wait -Confirm:$false", "StartSKModuleCommand")]
+        [InlineData("Stop-SKModule -Name web -Node n1 -Confirm:$false", "StopSKModuleCommand")]
+        [InlineData("Restart-SKModule -Name web -Confirm:$false", "RestartSKModuleCommand")]
+        [InlineData("Start-SKSwap -Name web -Confirm:$false", "StartSKSwapCommand")]
+        [InlineData("Start-SKSwap -Name web -Wait -Confirm:$false", "StartSKSwapCommand")]
+        [InlineData("Set-SKPrimary -Name web -Node n1 -Confirm:$false", "SetSKPrimaryCommand")]
+        [InlineData("Set-SKPrimary -Name web -Node n1 -Force -Confirm:$false", "SetSKPrimaryCommand")]
+        [InlineData("Set-SKSecondary -Name web -Node n1 -FullSync -Confirm:$false", "SetSKSecondaryCommand")]
+        [InlineData("Set-SKMaintenance -Name web -Checkers Off -Confirm:$false", "SetSKMaintenanceCommand")]
+        [InlineData("Wait-SKState -Name web -Node n1 -State PRIM", "WaitSKStateCommand")]
+        [InlineData("Get-SKLog -Name web", "GetSKLogCommand")]
+        [InlineData("Get-SKLog -Name web -Follow", "GetSKLogCommand")]
+        [InlineData("Get-SKResource -Name web", "GetSKResourceCommand")]
         public void UnreachableNode_IsANonTerminatingNodeUnreachable(string command, string className)
         {
             var result = _ps.Run(command + " -ComputerName $node; 'next statement'", Vars("node", DeadNode));
@@ -292,6 +352,15 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Remove-SKModule -Name sql, web -WhatIf")]
         [InlineData("Remove-SKModule -Name sql -Force -WhatIf")]
         [InlineData("New-SKCluster -Name c -Node n1, n2 -WhatIf")]
+        [InlineData("Add-SKMirrorModule -Name web -Node n1, n2 -VirtualIP 198.18.0.50/24 -WhatIf")]
+        [InlineData("Start-SKModule -Name web, sql -Wait -WhatIf")]
+        [InlineData("Stop-SKModule -Name web -Node n1 -WhatIf")]
+        [InlineData("Restart-SKModule -Name web -WhatIf")]
+        [InlineData("Start-SKSwap -Name web -Wait -WhatIf")]
+        [InlineData("Set-SKPrimary -Name web -Node n1 -WhatIf")]
+        [InlineData("Set-SKPrimary -Name web -Node n1 -Force -WhatIf")]
+        [InlineData("Set-SKSecondary -Name web -Node n1 -FullSync -WhatIf")]
+        [InlineData("Set-SKMaintenance -Name web -Failover Off -WhatIf")]
         public void WhatIf_DoesNotCallTheEngine(string command)
         {
             var result = _ps.Run(command + " -ComputerName $node", Vars("node", DeadNode));
@@ -300,13 +369,48 @@ namespace ServiceKeeper.Cmdlets.Tests
         }
 
         [Theory]
-        [InlineData("Get-SKModule")]
-        [InlineData("Get-SKState")]
-        [InlineData("Remove-SKModule")]
+        [MemberData(nameof(ModuleCmdletNames))]
         public void ModuleName_IsTabCompletedByTheModuleNameCompleter(string name)
         {
             var attribute = GetCmdlet(name).Parameters["Name"].Attributes.OfType<ArgumentCompleterAttribute>().Single();
             Assert.Equal("ServiceKeeper.Commands.ModuleNameCompleter", attribute.Type!.FullName);
+        }
+
+        [Theory]
+        [MemberData(nameof(ModuleCmdletNames))]
+        public void ModuleName_HasTheAliasModule_SoRowsOfGetSKStateBind(string name)
+        {
+            Assert.Equal(new[] { "Module" }, GetCmdlet(name).Parameters["Name"].Aliases);
+        }
+
+        [Theory]
+        [InlineData("Get-SKState", "Node")]
+        [InlineData("Add-SKMirrorModule", "Node")]
+        [InlineData("Add-SKMirrorModule", "InitialPrimary")]
+        [InlineData("Start-SKModule", "Node")]
+        [InlineData("Stop-SKModule", "Node")]
+        [InlineData("Restart-SKModule", "Node")]
+        [InlineData("Set-SKPrimary", "Node")]
+        [InlineData("Set-SKSecondary", "Node")]
+        [InlineData("Wait-SKState", "Node")]
+        [InlineData("Get-SKLog", "Node")]
+        [InlineData("Get-SKResource", "Node")]
+        [InlineData("Set-SKMaintenance", "Node")]
+        public void NodeName_IsTabCompletedByTheNodeNameCompleter(string name, string parameter)
+        {
+            var attribute = GetCmdlet(name).Parameters[parameter].Attributes.OfType<ArgumentCompleterAttribute>().Single();
+            Assert.Equal("ServiceKeeper.Commands.NodeNameCompleter", attribute.Type!.FullName);
+        }
+
+        [Theory]
+        [InlineData("Wait-SKState", "State", "STOP,WAIT,ALONE,PRIM,SECOND,UP")]
+        [InlineData("Set-SKMaintenance", "Checkers", "On,Off")]
+        [InlineData("Set-SKMaintenance", "Errd", "On,Off")]
+        [InlineData("Set-SKMaintenance", "Failover", "On,Off")]
+        public void Parameter_AcceptsOnlyTheseValues(string name, string parameter, string values)
+        {
+            var set = GetCmdlet(name).Parameters[parameter].Attributes.OfType<ValidateSetAttribute>().Single();
+            Assert.Equal(values, string.Join(",", set.ValidValues));
         }
 
         [Fact]
@@ -346,6 +450,120 @@ namespace ServiceKeeper.Cmdlets.Tests
             {
                 silent.Stop();
             }
+        }
+
+        private const string TwoNodes = "-Node n1, n2";
+        private const string Vip = "-VirtualIP 198.18.0.50/24";
+
+        [Theory]
+        [InlineData(TwoNodes + " -VirtualIP 198.18.0.50", "198.18.0.50")]
+        [InlineData(TwoNodes + " -VirtualIP 198.18.0.50/33", "198.18.0.50/33")]
+        [InlineData(TwoNodes + " -VirtualIP 198.18.0.50/0", "198.18.0.50/0")]
+        [InlineData(TwoNodes + " -VirtualIP 198.18.0.50/", "198.18.0.50/")]
+        [InlineData(TwoNodes + " -VirtualIP 198.18.0.50/24x", "198.18.0.50/24x")]
+        [InlineData(TwoNodes + " -VirtualIP 198.18.0.256/24", "198.18.0.256/24")]
+        [InlineData(TwoNodes + " -VirtualIP 10.1/8", "10.1/8")]
+        [InlineData(TwoNodes + " -VirtualIP 0x0a.0.0.1/8", "0x0a.0.0.1/8")]
+        [InlineData(TwoNodes + " -VirtualIP web.example.com/24", "web.example.com/24")]
+        [InlineData(TwoNodes + " -VirtualIP 2001:db8::50/129", "2001:db8::50/129")]
+        [InlineData(TwoNodes + " -VirtualIP fe80::1%eth0/64", "fe80::1%eth0/64")]
+        [InlineData("-Node n1, n2, n3 " + Vip, "n1,n2,n3")]
+        [InlineData("-Node n1 " + Vip, "n1")]
+        [InlineData("-Node n1, N1 " + Vip, "n1,N1")]
+        [InlineData(TwoNodes + " " + Vip + " -InitialPrimary n3", "n3")]
+        [InlineData(TwoNodes + " " + Vip + " -ConfigFile ./no-such-userconfig.xml", "./no-such-userconfig.xml")]
+        [InlineData(TwoNodes + " " + Vip + " -ScriptPath ./no-such-folder", "./no-such-folder")]
+        public void AddSKMirrorModule_WrongParameter_IsTerminatingInvalidArgument_WithoutAnEngine(string parameters, string target)
+        {
+            var result = _ps.Run($"Add-SKMirrorModule -Name web {parameters} -ComputerName $node -Confirm:$false; 'next statement'", Vars("node", DeadNode));
+
+            // InvalidArgument and not NodeUnreachable: the engine was not contacted.
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("InvalidArgument,ServiceKeeper.Commands.AddSKMirrorModuleCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+            Assert.Equal(target, error.TargetObject);
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Fact]
+        public void AddSKMirrorModule_ConfigFileThatIsAFolder_OrScriptPathThatIsAFile_IsInvalidArgument_WithoutAnEngine()
+        {
+            var folder = Directory.CreateTempSubdirectory("sk-add-").FullName;
+            try
+            {
+                var file = Path.Combine(folder, "userconfig.xml");
+                File.WriteAllText(file, "<service/>");
+                var result = _ps.Run(@"
+                    Add-SKMirrorModule -Name web -Node n1, n2 -VirtualIP 198.18.0.50/24 -ConfigFile $folder -ComputerName $node -Confirm:$false
+                    Add-SKMirrorModule -Name web -Node n1, n2 -VirtualIP 198.18.0.50/24 -ScriptPath $file -ComputerName $node -Confirm:$false",
+                    new Dictionary<string, object?> { ["folder"] = folder, ["file"] = file, ["node"] = DeadNode });
+
+                Assert.Equal(new[]
+                {
+                    "InvalidArgument,ServiceKeeper.Commands.AddSKMirrorModuleCommand",
+                    "InvalidArgument,ServiceKeeper.Commands.AddSKMirrorModuleCommand",
+                }, result.ErrorIds);
+                Assert.Contains("-ConfigFile", result.Errors[0].Exception.Message);
+                Assert.Contains("-ScriptPath", result.Errors[1].Exception.Message);
+            }
+            finally
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+
+        [Theory]
+        [InlineData(TwoNodes + " -VirtualIP 198.18.0.50/24")]
+        [InlineData(TwoNodes + " -VirtualIP 10.0.0.1/32 -InitialPrimary N2")]
+        [InlineData(TwoNodes + " -VirtualIP 2001:db8::50/64 -Witness 198.18.0.254, 198.18.0.253")]
+        [InlineData(TwoNodes + " -VirtualIP ' 198.18.0.50/24 ' -ReplicatedDirectory /var/www -Interface eth0")]
+        public void AddSKMirrorModule_ValidParameters_ReachTheEngine(string parameters)
+        {
+            var result = _ps.Run($"Add-SKMirrorModule -Name web {parameters} -ComputerName $node -Confirm:$false", Vars("node", DeadNode));
+            Assert.Equal(new[] { "NodeUnreachable,ServiceKeeper.Commands.AddSKMirrorModuleCommand" }, result.ErrorIds);
+        }
+
+        [Theory]
+        [InlineData("Set-SKMaintenance -Name web")]
+        [InlineData("Set-SKMaintenance -Name web -Node n1 -PassThru")]
+        [InlineData("'web', 'sql' | Set-SKMaintenance")]
+        public void SetSKMaintenance_WithoutASwitch_IsTerminatingInvalidArgument_WithoutAnEngine(string command)
+        {
+            var result = _ps.Run(command + " -ComputerName $node -Confirm:$false; 'next statement'", Vars("node", DeadNode));
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("InvalidArgument,ServiceKeeper.Commands.SetSKMaintenanceCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Theory]
+        [InlineData("abc")]
+        [InlineData("-1")]
+        [InlineData("'-00:00:01'")]
+        public void Timeout_ThatIsNeitherSecondsNorADuration_IsRefusedBeforeCallingTheEngine(string timeout)
+        {
+            var result = _ps.Run($"Wait-SKState -Name web -Node n1 -State PRIM -Timeout {timeout} -ComputerName $node", Vars("node", DeadNode));
+            Assert.Equal(new[] { "ParameterArgumentTransformationError,ServiceKeeper.Commands.WaitSKStateCommand" }, result.ErrorIds);
+        }
+
+        [Fact]
+        public void SetSKPrimary_Force_AsksForConfirmationAsAHighImpactChange_BeforeCallingTheEngine()
+        {
+            // ConfirmImpact is Medium (no prompt without -Force, see UnreachableNode_*); -Force prompts, and in a
+            // host that cannot prompt that fails before any call: no NodeUnreachable.
+            var result = _ps.Run("Set-SKPrimary -Name web -Node n2 -Force -ComputerName $node", Vars("node", DeadNode));
+            Assert.Equal(new[] { "HostFunctionNotImplemented,ServiceKeeper.Commands.SetSKPrimaryCommand" }, result.ErrorIds);
+
+            var plain = _ps.Run("Set-SKPrimary -Name web -Node n2 -ComputerName $node", Vars("node", DeadNode));
+            Assert.Equal(new[] { "NodeUnreachable,ServiceKeeper.Commands.SetSKPrimaryCommand" }, plain.ErrorIds);
+        }
+
+        [Fact]
+        public void SetSKPrimary_Force_WithConfirmPreferenceNone_DoesNotAsk()
+        {
+            var result = _ps.Run("& { $ConfirmPreference = 'None'; Set-SKPrimary -Name web -Node n2 -Force -ComputerName $node }", Vars("node", DeadNode));
+            Assert.Equal(new[] { "NodeUnreachable,ServiceKeeper.Commands.SetSKPrimaryCommand" }, result.ErrorIds);
         }
 
         private CmdletInfo GetCmdlet(string name)

@@ -17,13 +17,17 @@ namespace ServiceKeeper.Contracts
         public const string DataNotUpToDate = "DataNotUpToDate";
         /// <summary>The command does not fit the module's current state (swap without a ready secondary, ...).</summary>
         public const string InvalidModuleState = "InvalidModuleState";
-        /// <summary>Wait-SKState ran out of time.</summary>
+        /// <summary>Wait-SKState, or Start-SKModule/Start-SKSwap -Wait, ran out of time.</summary>
         public const string WaitTimeout = "WaitTimeout";
 
         // Raised by the cmdlets themselves, before or after an API call.
-        /// <summary>An exact node name given to Get-SKNode is not a node of the cluster.</summary>
+        /// <summary>An exact node name given to Get-SKNode (or Get-SKState -Node) matches no node.</summary>
         public const string NodeNotFound = "NodeNotFound";
         /// <summary>-ComputerName (or the -Node used to reach an engine) is not host, host:port or [v6]:port.</summary>
         public const string InvalidComputerName = "InvalidComputerName";
+        /// <summary>An exact resource name given to Get-SKResource -Resource is not a resource of the module.</summary>
+        public const string ResourceNotFound = "ResourceNotFound";
+        /// <summary>Start-SKModule/Start-SKSwap -Wait: the module went back to STOP on a node while it was waited for.</summary>
+        public const string ModuleStopped = "ModuleStopped";
     }
 }

@@ -109,6 +109,8 @@ namespace ServiceKeeper.Contracts
         public List<string> Scripts { get; set; } = new List<string>();
         public string ConfigHash { get; set; } = "";
         public DateTime InstalledUtc { get; set; }
+        /// <summary>Mirror: the node the first start makes primary.</summary>
+        public string? InitialPrimary { get; set; }
     }
 
     /// <summary>State of one module on one node: Get-SKState.</summary>

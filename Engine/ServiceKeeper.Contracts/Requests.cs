@@ -23,6 +23,8 @@ namespace ServiceKeeper.Contracts
         public string UserConfigXml { get; set; } = "";
         /// <summary>Script file name (relative to bin/) to base64 content.</summary>
         public Dictionary<string, string> Scripts { get; set; } = new Dictionary<string, string>();
+        /// <summary>Mirror: the node the first start makes primary (default: the first node).</summary>
+        public string? InitialPrimary { get; set; }
     }
 
     /// <summary>Add-SKMirrorModule: parameters win over the same settings in UserConfigXml.</summary>

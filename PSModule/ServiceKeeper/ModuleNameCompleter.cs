@@ -1,78 +1,15 @@
-// Tab completion of module names from the engine the command line points at.
-using System;
-using System.Collections;
 using System.Collections.Generic;
 using System.Linq;
-using System.Management.Automation;
-using System.Management.Automation.Language;
 using System.Threading;
 using ServiceKeeper.Contracts;
 
 namespace ServiceKeeper.Commands
 {
-    /// <summary>
-    /// Completes -Name of the module cmdlets with the modules the engine knows, honouring
-    /// -ComputerName/-Credential/-SkipCertificateCheck already typed and the session's connection.
-    /// Completion must never fail or hang the prompt: any error gives no completions, and the engine
-    /// gets a short time to answer.
-    /// </summary>
-    public sealed class ModuleNameCompleter : IArgumentCompleter
+    /// <summary>Completes -Name of the module cmdlets with the modules the engine knows.</summary>
+    public sealed class ModuleNameCompleter : EngineArgumentCompleter
     {
-        private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
-
-        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
-            CommandAst commandAst, IDictionary fakeBoundParameters)
-        {
-            try
-            {
-                var endpoint = SKConnection.Resolve(
-                    Unwrap(fakeBoundParameters?["ComputerName"]) as string,
-                    Unwrap(fakeBoundParameters?["Credential"]) as PSCredential,
-                    IsSet(fakeBoundParameters?["SkipCertificateCheck"]),
-                    CurrentConnection());
-                endpoint.Timeout = Timeout;
-                List<ModuleInfo> modules;
-                using (var client = new SKApiClient(endpoint))
-                using (var cts = new CancellationTokenSource(Timeout))
-                    modules = client.GetModulesAsync(cts.Token).GetAwaiter().GetResult();
-
-                var word = (wordToComplete ?? "").Trim('\'', '"');
-                var pattern = new WildcardPattern(WildcardPattern.Escape(word) + "*", WildcardOptions.IgnoreCase);
-                return modules
-                    .Where(m => pattern.IsMatch(m.Name))
-                    .OrderBy(m => m.Name, StringComparer.OrdinalIgnoreCase)
-                    .Select(m => new CompletionResult(Quote(m.Name), m.Name, CompletionResultType.ParameterValue,
-                        $"{m.Kind} module on {string.Join(", ", m.Nodes)}"))
-                    .ToList();
-            }
-            catch (Exception)
-            {
-                return Enumerable.Empty<CompletionResult>();
-            }
-        }
-
-        private static SKConnection? CurrentConnection()
-        {
-            // Completion runs on the pipeline thread of the session, so a script block reads its variables.
-            var value = ScriptBlock.Create("$global:" + SKConnection.VariableName).Invoke().FirstOrDefault();
-            return Unwrap(value) as SKConnection;
-        }
-
-        private static object? Unwrap(object? value) => value is PSObject wrapped ? wrapped.BaseObject : value;
-
-        private static bool IsSet(object? value)
-        {
-            switch (Unwrap(value))
-            {
-                case SwitchParameter s: return s.IsPresent;
-                case bool b: return b;
-                default: return false;
-            }
-        }
-
-        private static string Quote(string name) =>
-            name.IndexOfAny(new[] { ' ', '\'', '"', '$', '`', ',', ';', '(', ')', '{', '}', '@', '&', '#', '|', '<', '>', '[', ']' }) < 0
-                ? name
-                : "'" + name.Replace("'", "''") + "'";
+        protected override IEnumerable<KeyValuePair<string, string>> GetNames(SKApiClient client, CancellationToken ct) =>
+            client.GetModulesAsync(ct).GetAwaiter().GetResult()
+                .Select(m => new KeyValuePair<string, string>(m.Name, $"{m.Kind} module on {string.Join(", ", m.Nodes)}"));
     }
 }

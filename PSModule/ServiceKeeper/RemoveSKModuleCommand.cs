@@ -8,6 +8,7 @@ namespace ServiceKeeper.Commands
     {
         /// <summary>Exact module names: removal takes no wildcards.</summary>
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("Module")]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(ModuleNameCompleter))]
         public override string[]? Name { get; set; }

@@ -34,10 +34,10 @@ namespace ServiceKeeper.Commands
         public SwitchParameter SkipCertificateCheck { get; set; }
 
         /// <summary>Cancelled by Ctrl+C (StopProcessing).</summary>
-        protected CancellationToken StopToken => _stopping.Token;
+        protected internal CancellationToken StopToken => _stopping.Token;
 
         /// <summary>Client of the engine resolved in BeginProcessing.</summary>
-        protected SKApiClient Client => _client ?? throw new InvalidOperationException("BeginProcessing has not run.");
+        protected internal SKApiClient Client => _client ?? throw new InvalidOperationException("BeginProcessing has not run.");
 
         protected SKConnection? DefaultConnection => SKConnection.Get(SessionState);
 
@@ -84,8 +84,22 @@ namespace ServiceKeeper.Commands
         }
 
         /// <summary>Writes a non-terminating error made by the cmdlet itself (not by an API call).</summary>
-        protected void WriteError(string errorId, string message, object? target) =>
+        protected internal void WriteError(string errorId, string message, object? target) =>
             WriteError(NewErrorRecord(new SKApiException(errorId, message, target?.ToString()), target));
+
+        /// <summary>
+        /// Stops the statement for a parameter value that is wrong before any engine is asked (a virtual IP
+        /// that does not parse, a file that does not exist): terminating, as parameter validation is.
+        /// </summary>
+        protected void ThrowInvalidArgument(string message, object? target) =>
+            ThrowTerminatingError(NewErrorRecord(new SKApiException(ErrorIds.InvalidArgument, message, target?.ToString()), target));
+
+        /// <summary>Waits <paramref name="delay"/>, or stops the pipeline on Ctrl+C.</summary>
+        protected internal void Sleep(TimeSpan delay)
+        {
+            if (delay > TimeSpan.Zero && StopToken.WaitHandle.WaitOne(delay))
+                throw new PipelineStoppedException();
+        }
 
         /// <summary>The one place ErrorRecords are made: the error id is the API's, the category follows from it.</summary>
         internal static ErrorRecord NewErrorRecord(SKApiException exception, object? target)
@@ -105,13 +119,18 @@ namespace ServiceKeeper.Commands
                 case ErrorIds.NodeUnreachable: return ErrorCategory.ConnectionError;
                 case ErrorIds.ClusterNotFound:
                 case ErrorIds.ModuleNotFound:
-                case ErrorIds.NodeNotFound: return ErrorCategory.ObjectNotFound;
+                case ErrorIds.NodeNotFound:
+                case ErrorIds.ResourceNotFound: return ErrorCategory.ObjectNotFound;
                 case ErrorIds.ClusterExists:
                 case ErrorIds.ModuleExists: return ErrorCategory.ResourceExists;
                 case ErrorIds.InvalidArgument:
                 case ErrorIds.InvalidComputerName: return ErrorCategory.InvalidArgument;
                 case ErrorIds.InvalidConfiguration: return ErrorCategory.InvalidData;
-                case ErrorIds.NotSupported: return ErrorCategory.InvalidOperation;
+                case ErrorIds.NotSupported:
+                case ErrorIds.DataNotUpToDate:
+                case ErrorIds.InvalidModuleState: return ErrorCategory.InvalidOperation;
+                case ErrorIds.WaitTimeout: return ErrorCategory.OperationTimeout;
+                case ErrorIds.ModuleStopped: return ErrorCategory.OperationStopped;
                 default: return ErrorCategory.NotSpecified;
             }
         }
@@ -126,6 +145,11 @@ namespace ServiceKeeper.Commands
                     return "Check that the engine runs on the node (servicekeeper run), and the name, port and firewall given by -ComputerName; without -ComputerName, that this user may open the local engine's socket.";
                 case ErrorIds.ClusterNotFound:
                     return "Create the cluster with New-SKCluster, or connect to a node of an existing cluster with -ComputerName or Connect-SKCluster.";
+                case ErrorIds.DataNotUpToDate:
+                    return "Make the node whose data is up to date primary (Get-SKState shows UpToDate), or wait for it to come back; Set-SKPrimary -Force starts this node anyway and loses the changes made on the other node since they were last in sync.";
+                case ErrorIds.WaitTimeout:
+                case ErrorIds.ModuleStopped:
+                    return "Get-SKState -Name <module> shows why each node is in its state, Get-SKLog -Name <module> what the module did; wait longer with -Timeout if it is still progressing.";
                 default:
                     return null;
             }

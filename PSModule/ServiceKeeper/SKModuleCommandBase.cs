@@ -7,13 +7,15 @@ namespace ServiceKeeper.Commands
 {
     /// <summary>
     /// Base of the cmdlets that act on modules: adds -Name (position 0, from the pipeline by value and
-    /// by property name, so <c>Get-SKModule | Remove-SKModule</c> works, tab-completed from the engine).
+    /// by property name, so <c>Get-SKModule | Remove-SKModule</c> works; alias Module, so the objects of
+    /// Get-SKState, Get-SKResource and Get-SKLog bind too; tab-completed from the engine).
     /// A cmdlet that needs -Name mandatory overrides the property with its own [Parameter].
     /// </summary>
     public abstract class SKModuleCommandBase : SKCmdletBase
     {
         /// <summary>Module names; wildcards where the cmdlet says so.</summary>
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("Module")]
         [ValidateNotNullOrEmpty]
         [SupportsWildcards]
         [ArgumentCompleter(typeof(ModuleNameCompleter))]

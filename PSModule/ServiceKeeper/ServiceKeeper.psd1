@@ -10,16 +10,27 @@
     PowerShellVersion    = '5.1'
     FormatsToProcess     = @('ServiceKeeper.format.ps1xml')
     CmdletsToExport      = @(
+        'Add-SKMirrorModule'
         'Connect-SKCluster'
         'Disconnect-SKCluster'
         'Get-SKCluster'
+        'Get-SKLog'
         'Get-SKModule'
         'Get-SKNode'
+        'Get-SKResource'
         'Get-SKState'
         'New-SKCluster'
         'Remove-SKCluster'
         'Remove-SKModule'
+        'Restart-SKModule'
+        'Set-SKMaintenance'
+        'Set-SKPrimary'
+        'Set-SKSecondary'
+        'Start-SKModule'
+        'Start-SKSwap'
+        'Stop-SKModule'
         'Test-SKCluster'
+        'Wait-SKState'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -14,7 +14,8 @@ namespace ServiceKeeper.Engine.Api
 {
     public static class ApiEndpoints
     {
-        public static void Map(IEndpointRouteBuilder app, ClusterService cluster, ModuleStore modules)
+        public static void Map(IEndpointRouteBuilder app, ClusterService cluster, ModuleStore modules, ModuleControl control,
+                               ModuleRuntime runtime, Scripts.IModuleLog moduleLog)
         {
             app.MapGet("/v1/node", ctx => Write(ctx, cluster.LocalInfo()));
 
@@ -28,7 +29,21 @@ namespace ServiceKeeper.Engine.Api
             app.MapPost("/v1/modules", async ctx => await Write(ctx, await modules.InstallAsync(await Read<InstallModuleRequest>(ctx), ctx.RequestAborted), StatusCodes.Status201Created));
             app.MapDelete("/v1/modules/{name}", async (HttpContext ctx, string name) => await Write(ctx, await modules.RemoveAsync(name, IsForced(ctx), ctx.RequestAborted)));
 
-            app.MapGet("/v1/state", ctx => Write(ctx, Array.Empty<ModuleState>()));
+            app.MapPost("/v1/modules/mirror", async ctx =>
+            {
+                var request = await Read<AddMirrorModuleRequest>(ctx);
+                var install = MirrorModuleBuilder.Build(request, cluster.RequireCluster());
+                await Write(ctx, await modules.InstallAsync(install, ctx.RequestAborted), StatusCodes.Status201Created);
+            });
+            app.MapPost("/v1/modules/{name}/command", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.CommandAsync(name, await Read<ModuleCommandRequest>(ctx), ctx.RequestAborted)));
+            app.MapPost("/v1/modules/{name}/maintenance", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.SetMaintenanceAsync(name, await Read<MaintenanceRequest>(ctx), ctx.RequestAborted)));
+            app.MapGet("/v1/modules/{name}/resources", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.GetResourcesAsync(name, Query(ctx, "node"), ctx.RequestAborted)));
+            app.MapGet("/v1/modules/{name}/log", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.GetLogAsync(name, Query(ctx, "node"), Tail(ctx), After(ctx), moduleLog.Read, ctx.RequestAborted)));
+            app.MapGet("/v1/state", async ctx => await Write(ctx, await control.GetStateAsync(Query(ctx, "module"), ctx.RequestAborted)));
 
             // Engine to engine (same admin key); also reachable on the local socket.
             app.MapPut("/v1/internal/cluster", async ctx => await Write(ctx, await cluster.JoinAsync(await Read<JoinClusterRequest>(ctx), ctx.RequestAborted)));
@@ -40,8 +55,27 @@ namespace ServiceKeeper.Engine.Api
                 if (request.Name != name) throw new SKApiException(ErrorIds.InvalidArgument, "The module name in the path and in the body differ.", name);
                 await Write(ctx, await modules.InstallLocalAsync(request, ctx.RequestAborted));
             });
-            app.MapDelete("/v1/internal/modules/{name}", (HttpContext ctx, string name) => Write(ctx, modules.RemoveLocal(name)));
+            app.MapDelete("/v1/internal/modules/{name}", async (HttpContext ctx, string name) => await Write(ctx, await modules.RemoveLocalAsync(name)));
+            app.MapGet("/v1/internal/state", ctx => Write(ctx, runtime.LocalStates()));
+            app.MapPost("/v1/internal/modules/{name}/command", async (HttpContext ctx, string name) =>
+                await Write(ctx, await runtime.Get(name).CommandAsync(await Read<ModuleCommandRequest>(ctx))));
+            app.MapPost("/v1/internal/modules/{name}/maintenance", async (HttpContext ctx, string name) =>
+                await Write(ctx, await runtime.Get(name).SetMaintenanceAsync(await Read<MaintenanceRequest>(ctx))));
+            app.MapGet("/v1/internal/modules/{name}/resources", (HttpContext ctx, string name) => Write(ctx, runtime.Get(name).Resources));
+            app.MapGet("/v1/internal/modules/{name}/log", (HttpContext ctx, string name) =>
+            {
+                modules.Get(name);
+                return Write(ctx, moduleLog.Read(name, Tail(ctx), After(ctx)));
+            });
         }
+
+        private static string? Query(HttpContext ctx, string name) =>
+            ctx.Request.Query.TryGetValue(name, out var value) && !string.IsNullOrEmpty(value) ? value.ToString() : null;
+
+        private static int Tail(HttpContext ctx) =>
+            int.TryParse(Query(ctx, "tail"), out var tail) && tail is > 0 and <= 5000 ? tail : 50;
+
+        private static long? After(HttpContext ctx) => long.TryParse(Query(ctx, "after"), out var after) ? after : null;
 
         private static bool IsForced(HttpContext ctx) => string.Equals(ctx.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase);
 

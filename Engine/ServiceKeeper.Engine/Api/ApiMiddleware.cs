@@ -74,8 +74,8 @@ namespace ServiceKeeper.Engine.Api
         public static int StatusOf(string errorId) => errorId switch
         {
             ErrorIds.AuthenticationFailed => StatusCodes.Status401Unauthorized,
-            ErrorIds.ClusterNotFound or ErrorIds.ModuleNotFound => StatusCodes.Status404NotFound,
-            ErrorIds.ClusterExists or ErrorIds.ModuleExists => StatusCodes.Status409Conflict,
+            ErrorIds.ClusterNotFound or ErrorIds.ModuleNotFound or ErrorIds.NodeNotFound => StatusCodes.Status404NotFound,
+            ErrorIds.ClusterExists or ErrorIds.ModuleExists or ErrorIds.DataNotUpToDate or ErrorIds.InvalidModuleState => StatusCodes.Status409Conflict,
             ErrorIds.InvalidArgument or ErrorIds.InvalidConfiguration => StatusCodes.Status400BadRequest,
             ErrorIds.NodeUnreachable => StatusCodes.Status502BadGateway,
             ErrorIds.NotSupported => StatusCodes.Status501NotImplemented,

@@ -28,6 +28,20 @@ namespace ServiceKeeper.Engine.Hosting
         public string LogDirectory => Path.Combine(Root, "log");
 
         public string ModuleDirectory(string module) => Path.Combine(ModulesDirectory, module);
+        public string IncarnationFile => Path.Combine(Root, "incarnation");
+
+        /// <summary>
+        /// A number that grows at every engine start, so peers tell this run's heartbeats from replays of
+        /// earlier ones. Persisted, and never below the wall clock in milliseconds, so it still grows when
+        /// the file is lost; a clock that steps back does not make it shrink.
+        /// </summary>
+        public ulong NextIncarnation(TimeProvider time)
+        {
+            ulong stored = File.Exists(IncarnationFile) && ulong.TryParse(File.ReadAllText(IncarnationFile).Trim(), out var v) ? v : 0;
+            var next = Math.Max(stored + 1, (ulong)time.GetUtcNow().ToUnixTimeMilliseconds());
+            WriteAtomic(IncarnationFile, next.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return next;
+        }
 
         public void CreateLayout()
         {

@@ -14,7 +14,10 @@ using ServiceKeeper.Contracts;
 using ServiceKeeper.Engine.Api;
 using ServiceKeeper.Engine.Cluster;
 using ServiceKeeper.Engine.Modules;
+using ServiceKeeper.Engine.Checkers;
+using ServiceKeeper.Engine.Network;
 using ServiceKeeper.Engine.Node;
+using ServiceKeeper.Engine.Scripts;
 
 namespace ServiceKeeper.Engine.Hosting
 {
@@ -91,20 +94,40 @@ namespace ServiceKeeper.Engine.Hosting
             services.AddSingleton(clusterState);
             services.AddSingleton(TimeProvider.System);
             services.AddSingleton(new PeerClients(adminKey));
+            services.AddSingleton<EnginePorts>();
             services.AddSingleton<NodeInfoProvider>();
             services.AddSingleton<ClusterService>();
             services.AddSingleton<ModuleStore>();
+            services.AddSingleton<IModuleLog>(sp => new ModuleLog(home.LogDirectory, options.NodeName, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ModuleLog>>()));
+            services.AddSingleton<IScriptRunner>(sp => new ProcessScriptRunner(sp.GetRequiredService<IModuleLog>(),
+                sp.GetRequiredService<ILogger<ProcessScriptRunner>>(), sp.GetRequiredService<TimeProvider>()));
+            services.AddSingleton(_ => VirtualIpManagers.ForCurrentPlatform());
+            services.AddSingleton<IProcessTable>(_ => OperatingSystem.IsWindows() ? new WindowsProcessTable() : new LinuxProcessTable());
+            services.AddSingleton<ModuleRuntime>();
+            services.AddSingleton<ModuleControl>();
             services.AddSingleton(sp => new ApiMiddleware(adminKey, sp.GetRequiredService<ILogger<ApiMiddleware>>()));
 
             var app = builder.Build();
             var modules = app.Services.GetRequiredService<ModuleStore>();
             modules.ValidateInstalled();
             var cluster = app.Services.GetRequiredService<ClusterService>();
-            cluster.ClusterRemoved += modules.RemoveAllLocal;
+            var runtime = app.Services.GetRequiredService<ModuleRuntime>();
+            modules.Installed = runtime.OnInstalledAsync;
+            modules.Removing = runtime.OnRemovingAsync;
+            cluster.ClusterRemoved += () =>
+            {
+                // Modules go with the cluster: stopped here first, then their files.
+                runtime.StopAllAsync(keepStartedFlags: false).GetAwaiter().GetResult();
+                modules.RemoveAllLocal();
+            };
+            app.Lifetime.ApplicationStarted.Register(() => runtime.StartAsync().GetAwaiter().GetResult());
+            app.Lifetime.ApplicationStopping.Register(() => runtime.StopAllAsync(keepStartedFlags: true).GetAwaiter().GetResult());
 
             var middleware = app.Services.GetRequiredService<ApiMiddleware>();
             app.Use(next => ctx => middleware.InvokeAsync(ctx, next));
-            ApiEndpoints.Map(app, cluster, modules);
+            ApiEndpoints.Map(app, cluster, modules, app.Services.GetRequiredService<ModuleControl>(), runtime,
+                app.Services.GetRequiredService<IModuleLog>());
             return app;
         }
     }

@@ -19,6 +19,10 @@ namespace ServiceKeeper.Engine.Modules
         PeerClients peers, TimeProvider time, ILogger<ModuleStore> log)
     {
         public const int MaxModules = 32;
+
+        /// <summary>Called after a module's files are written on this node, and before they are deleted.</summary>
+        public Func<string, Task>? Installed { get; set; }
+        public Func<string, Task>? Removing { get; set; }
         public const int MaxScriptBytes = 1 << 20;
         private const string InfoFile = "module.json";
         private readonly SemaphoreSlim _mutex = new(1, 1);
@@ -108,12 +112,13 @@ namespace ServiceKeeper.Engine.Modules
                 File.WriteAllText(Path.Combine(staging, InfoFile), SKJson.Serialize(info));
                 if (Directory.Exists(target)) Directory.Delete(target, true);
                 Directory.Move(staging, target);
-                return info;
             }
             finally
             {
                 _mutex.Release();
             }
+            if (Installed != null) await Installed(request.Name);
+            return info;
         }
 
         /// <summary>Removes the module from all its nodes. Without force nothing is removed unless all nodes answer.</summary>
@@ -140,16 +145,17 @@ namespace ServiceKeeper.Engine.Modules
                 if (await TryRemoveOnAsync(node, name)) removed.Add(node.Name);
             if (info.Nodes.Contains(options.NodeName))
             {
-                RemoveLocal(name);
+                await RemoveLocalAsync(name);
                 removed.Add(options.NodeName);
             }
             LogRemoved(name, string.Join(", ", removed));
             return removed;
         }
 
-        public ModuleInfo RemoveLocal(string name)
+        public async Task<ModuleInfo> RemoveLocalAsync(string name)
         {
             var info = Get(name);
+            if (Removing != null) await Removing(name);
             Directory.Delete(home.ModuleDirectory(name), true);
             return info;
         }
@@ -164,7 +170,7 @@ namespace ServiceKeeper.Engine.Modules
         {
             try
             {
-                if (node.Name == options.NodeName) RemoveLocal(name);
+                if (node.Name == options.NodeName) await RemoveLocalAsync(name);
                 else
                 {
                     using var client = peers.ForMember(node);
@@ -213,7 +219,10 @@ namespace ServiceKeeper.Engine.Modules
                 Scripts = scripts.Select(s => s.Item1).OrderBy(s => s, StringComparer.Ordinal).ToList(),
                 ConfigHash = ClusterState.Hash(request.UserConfigXml),
                 InstalledUtc = time.GetUtcNow().UtcDateTime,
+                InitialPrimary = user.Mode == ModuleMode.Mirror ? request.InitialPrimary ?? user.Nodes.FirstOrDefault() : null,
             };
+            if (info.InitialPrimary != null && !info.Nodes.Contains(info.InitialPrimary))
+                throw new SKApiException(ErrorIds.InvalidArgument, $"The initial primary '{info.InitialPrimary}' is not a node of module '{request.Name}' ({string.Join(", ", info.Nodes)}).", request.Name);
             return (info, scripts);
         }
 

@@ -12,7 +12,7 @@ using ServiceKeeper.Engine.Hosting;
 
 namespace ServiceKeeper.Engine.Node
 {
-    public sealed class NodeInfoProvider(EngineOptions options, TimeProvider time)
+    public sealed class NodeInfoProvider(EngineOptions options, TimeProvider time, Modules.EnginePorts ports)
     {
         /// <summary>UDP port of module heartbeats and TCP port of replication, checked free by Test-SKCluster.</summary>
         public const int HeartbeatPort = 9454;
@@ -30,7 +30,7 @@ namespace ServiceKeeper.Engine.Node
             ClusterName = cluster.Config?.Name,
             ClusterConfigHash = cluster.ConfigHash,
             CertificateThumbprint = thumbprint,
-            Capabilities = GetCapabilities(),
+            Capabilities = GetCapabilities(ports),
         };
 
         /// <summary>Unicast addresses of interfaces that are up, loopback and IPv6 link-local left out.</summary>
@@ -51,7 +51,7 @@ namespace ServiceKeeper.Engine.Node
             return result;
         }
 
-        private static NodeCapabilities GetCapabilities()
+        private static NodeCapabilities GetCapabilities(Modules.EnginePorts ports)
         {
             var caps = new NodeCapabilities();
             if (OperatingSystem.IsWindows())
@@ -66,8 +66,8 @@ namespace ServiceKeeper.Engine.Node
                 caps.Nftables = OnPath("nft");
                 caps.NftablesReason = caps.Nftables ? null : "needs the nft command (Debian package nftables)";
             }
-            if (!CanBind(SocketType.Dgram, ProtocolType.Udp, HeartbeatPort)) caps.PortsInUse.Add($"udp/{HeartbeatPort}");
-            if (!CanBind(SocketType.Stream, ProtocolType.Tcp, ReplicationPort)) caps.PortsInUse.Add($"tcp/{ReplicationPort}");
+            if (!ports.Owns($"udp/{HeartbeatPort}") && !CanBind(SocketType.Dgram, ProtocolType.Udp, HeartbeatPort)) caps.PortsInUse.Add($"udp/{HeartbeatPort}");
+            if (!ports.Owns($"tcp/{ReplicationPort}") && !CanBind(SocketType.Stream, ProtocolType.Tcp, ReplicationPort)) caps.PortsInUse.Add($"tcp/{ReplicationPort}");
             return caps;
         }
 

@@ -1,0 +1,551 @@
+// Runs one mirror module on this node: the actor loop around MirrorStateMachine. Heartbeats, checkers,
+// admin commands and finished procedures all become events on one channel; the loop feeds them to the
+// machine one at a time and carries out its actions. Slow work (scripts, resync) runs outside the loop
+// and reports back as events, so the loop never blocks on it.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Text.Json;
+using System.Threading;
+using System.Threading.Channels;
+using System.Threading.Tasks;
+using Microsoft.Extensions.Logging;
+using ServiceKeeper.Contracts;
+using ServiceKeeper.Engine.Checkers;
+using ServiceKeeper.Engine.Configuration;
+using ServiceKeeper.Engine.Heartbeat;
+using ServiceKeeper.Engine.Hosting;
+using ServiceKeeper.Engine.Modules;
+using ServiceKeeper.Engine.Scripts;
+
+namespace ServiceKeeper.Engine.Mirror
+{
+    public sealed partial class MirrorHost : IModuleHost
+    {
+        private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+        private const int AnnounceCount = 5;
+        private static readonly TimeSpan AnnounceInterval = TimeSpan.FromMilliseconds(200);
+
+        private readonly ModuleHostContext _ctx;
+        private readonly ModuleInfo _info;
+        private readonly UserConfig _config;
+        private readonly string _peer;
+        private readonly string _stateDirectory;
+        private readonly Channel<object> _inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly CancellationTokenSource _life = new();
+        private readonly MirrorStateMachine _machine;
+        private readonly ILogger _log;
+        private readonly Dictionary<string, ModuleResource> _resources = new(StringComparer.Ordinal);
+        private readonly List<IChecker> _checkers;
+        private readonly IReadOnlyDictionary<string, string> _environment;
+        private CancellationTokenSource? _bothCheckers, _primCheckers;
+        private HeartbeatChannel? _heartbeat;
+        private byte[]? _lastPeerPayload;
+        private byte[]? _lastPayload;
+        private Task? _loop, _ticker;
+        private volatile ModuleState _snapshot;
+
+        private sealed record Command(ModuleCommandRequest Request, TaskCompletionSource<ModuleState> Done);
+        private sealed record Maintenance(MaintenanceRequest Request, TaskCompletionSource<ModuleState> Done);
+
+        public MirrorHost(ModuleHostContext ctx, ModuleInfo info, UserConfig config)
+        {
+            _ctx = ctx;
+            _info = info;
+            _config = config;
+            _peer = info.Nodes.Single(n => n != ctx.Options.NodeName);
+            _stateDirectory = Path.Combine(ctx.Home.ModuleDirectory(info.Name), "state");
+            _log = ctx.LoggerFactory.CreateLogger("Mirror");
+            var witness = config.Checks.OfType<SplitBrainCheckConfig>().FirstOrDefault();
+            var heart = config.Heart!;
+            _machine = new MirrorStateMachine(
+                new MirrorSettings(info.Name, ctx.Options.NodeName, _peer, info.InitialPrimary ?? info.Nodes[0],
+                    config.Failover, config.DefaultPrimary, config.DefaultPrimaryNode, config.MaxLoop, config.LoopInterval,
+                    witness != null, StartupWait: heart.Timeout * 2),
+                LoadDisk(), ctx.Time, () => "g" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..6]).ToLowerInvariant());
+            _environment = ModuleEnvironment();
+            var checkerContext = new CheckerContext
+            {
+                Module = info.Name, Node = ctx.Options.NodeName, ModuleDirectory = ctx.Home.ModuleDirectory(info.Name),
+                Time = ctx.Time, LoggerFactory = ctx.LoggerFactory, Processes = ctx.Processes, Scripts = ctx.Scripts,
+                Environment = _environment, IsModuleReady = ctx.IsModuleReady,
+            };
+            _checkers = CheckerFactory.Create(config, checkerContext, ctx.VirtualIps);
+            foreach (var c in _checkers)
+                _resources[c.Resource] = new ModuleResource
+                {
+                    Module = info.Name, Node = ctx.Options.NodeName, Resource = c.Resource, Value = "init",
+                    Action = c.Action.ToString().ToLowerInvariant(), SinceUtc = ctx.Time.GetUtcNow().UtcDateTime,
+                };
+            _snapshot = BuildSnapshot();
+        }
+
+        public string Name => _info.Name;
+        public ModuleState State => _snapshot;
+
+        public IReadOnlyList<ModuleResource> Resources
+        {
+            get { lock (_resources) return _resources.Values.Select(r => r).ToList(); }
+        }
+
+        /// <summary>Opens the heartbeats, releases what a dead engine may have left, and resumes if the module was started.</summary>
+        public async Task StartAsync()
+        {
+            await ReconcileAsync();
+            var heart = _config.Heart!;
+            _heartbeat = _ctx.Heartbeats.OpenChannel(_info.Name, [new HeartbeatPeer(_peer, _ctx.PeerRings(_peer, heart.Heartbeats))],
+                heart.Pulse, heart.Timeout, OnHeartbeat);
+            Publish();
+            _loop = Task.Run(LoopAsync);
+            _ticker = Task.Run(TickAsync);
+            if (_config.Boot && ReadStartedFlag())
+            {
+                ModuleLog("module", "engine started: the module was running, starting it again");
+                _inbox.Writer.TryWrite(new StartCommand());
+            }
+        }
+
+        public Task<ModuleState> CommandAsync(ModuleCommandRequest request)
+        {
+            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_inbox.Writer.TryWrite(new Command(request, done)))
+                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
+            return done.Task;
+        }
+
+        public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request)
+        {
+            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_inbox.Writer.TryWrite(new Maintenance(request, done)))
+                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
+            return done.Task;
+        }
+
+        /// <summary>Stops the module here (the engine is stopping or the module is being removed) and waits for STOP.</summary>
+        public async Task StopAsync(TimeSpan timeout, bool keepStartedFlag)
+        {
+            if (_machine.State != MirrorStateName.Stop || _machine.RunningProcedure != null)
+            {
+                var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
+                _inbox.Writer.TryWrite(new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done));
+                var deadline = _ctx.Time.GetUtcNow() + timeout;
+                while ((_machine.State != MirrorStateName.Stop || _machine.RunningProcedure != null) && _ctx.Time.GetUtcNow() < deadline)
+                    await Task.Delay(50);
+            }
+            if (keepStartedFlag) WriteStartedFlag(true);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _inbox.Writer.TryComplete();
+            _life.Cancel();
+            StopCheckers(ref _primCheckers);
+            StopCheckers(ref _bothCheckers);
+            _heartbeat?.Dispose();
+            foreach (var task in new[] { _loop, _ticker })
+                if (task != null) try { await task; } catch (OperationCanceledException) { }
+            _life.Dispose();
+        }
+
+        // ------------------------------------------------------------------ the loop
+
+        private async Task LoopAsync()
+        {
+            await foreach (var item in _inbox.Reader.ReadAllAsync(_life.Token))
+            {
+                try
+                {
+                    switch (item)
+                    {
+                        case Command c: HandleCommand(c); break;
+                        case Maintenance m:
+                            Apply(_machine.Handle(new MaintenanceCommand(m.Request.Checkers, m.Request.Errd, m.Request.Failover)));
+                            m.Done.SetResult(BuildSnapshot());
+                            break;
+                        case MirrorEvent e: Apply(_machine.Handle(e)); break;
+                    }
+                }
+                catch (Exception ex)
+                {
+                    LogLoopFailed(ex, Name);
+                    ModuleLog("module", "internal error: " + ex.Message);
+                }
+                _snapshot = BuildSnapshot();
+                Publish();
+            }
+        }
+
+        private void HandleCommand(Command c)
+        {
+            MirrorEvent e = c.Request.Command switch
+            {
+                ModuleCommands.Start => new StartCommand(),
+                ModuleCommands.Stop => new StopCommand(),
+                ModuleCommands.Restart => new RestartCommand(),
+                ModuleCommands.Swap => new SwapCommand(),
+                ModuleCommands.Prim => new PrimCommand(c.Request.Force),
+                ModuleCommands.Second => new SecondCommand(c.Request.FullSync),
+                _ => throw new SKApiException(ErrorIds.InvalidArgument, $"Unknown module command '{c.Request.Command}'."),
+            };
+            try
+            {
+                if (e is StartCommand or PrimCommand or SecondCommand && _config.Rfs is { Directories.Count: > 0 })
+                    throw new SKApiException(ErrorIds.NotSupported,
+                        $"{Name} has replicated directories ({string.Join(", ", _config.Rfs.Directories.Select(d => d.Path))}): " +
+                        "file replication is not available in this version yet, and a mirror without it would fail over to stale data. Remove <rfs> to run the module without replication.");
+                if (e is StartCommand or PrimCommand or SecondCommand) WriteStartedFlag(true);
+                if (e is StopCommand) WriteStartedFlag(false);
+                Apply(_machine.Handle(e));
+                c.Done.SetResult(BuildSnapshot());
+            }
+            catch (MirrorCommandException ex)
+            {
+                c.Done.SetException(new SKApiException(ex.ErrorId, ex.Message, Name));
+            }
+            catch (SKApiException ex)
+            {
+                c.Done.SetException(ex);
+            }
+        }
+
+        private void Apply(IReadOnlyList<MirrorAction> actions)
+        {
+            foreach (var action in actions)
+            {
+                switch (action)
+                {
+                    case PersistAction p: SaveDisk(p.Disk); break;
+                    case RunProcedure r: StartProcedure(r); break;
+                    case SetPrimaryCheckers s:
+                        if (s.Running) StartCheckers(ref _primCheckers, CheckWhen.Prim);
+                        else StopCheckers(ref _primCheckers);
+                        break;
+                    case StartReplication: ModuleLog("module", "replication to " + _peer + " on (no replicated directories)"); break;
+                    case StopReplication: ModuleLog("module", "replication to " + _peer + " off"); break;
+                    case LogAction l:
+                        ModuleLog("module", l.Text);
+                        LogTransition(l.Text.StartsWith(Name + ":", StringComparison.Ordinal) ? l.Text : Name + ": " + l.Text);
+                        break;
+                }
+            }
+            // Checkers of class "both" run whenever the module is started here.
+            if (_machine.State == MirrorStateName.Stop && _machine.RunningProcedure == null) StopCheckers(ref _bothCheckers);
+            else if (_bothCheckers == null && _machine.State != MirrorStateName.Stop) StartCheckers(ref _bothCheckers, CheckWhen.Both);
+        }
+
+        private async Task TickAsync()
+        {
+            try
+            {
+                while (!_life.IsCancellationRequested)
+                {
+                    await Task.Delay(TickInterval, _ctx.Time, _life.Token);
+                    _inbox.Writer.TryWrite(new Tick());
+                }
+            }
+            catch (OperationCanceledException) { }
+        }
+
+        // ------------------------------------------------------------------ heartbeats
+
+        /// <summary>On the heartbeat service's threads: hand over at once, never block.</summary>
+        private void OnHeartbeat(HeartbeatEvent e)
+        {
+            switch (e)
+            {
+                case PeerMessage m:
+                    var last = Volatile.Read(ref _lastPeerPayload);
+                    if (last != null && last.AsSpan().SequenceEqual(m.Payload)) return;
+                    Volatile.Write(ref _lastPeerPayload, m.Payload);
+                    if (MirrorPayload.Decode(m.Node, m.Payload) is { } view) _inbox.Writer.TryWrite(new PeerHeard(view));
+                    break;
+                case Heartbeat.PeerLost:
+                    Volatile.Write(ref _lastPeerPayload, null);
+                    _inbox.Writer.TryWrite(new PeerLost());
+                    break;
+                case RingDown d:
+                    ModuleLog("heartbeat", $"no heartbeat from {d.Node} on {_ctx.RingName(d.Ring)}: that network is down, the others carry on");
+                    break;
+                case RingUp u:
+                    ModuleLog("heartbeat", $"heartbeats from {u.Node} on {_ctx.RingName(u.Ring)} again");
+                    break;
+            }
+        }
+
+        private void Publish()
+        {
+            var payload = MirrorPayload.Encode(_machine.View);
+            if (_lastPayload != null && _lastPayload.AsSpan().SequenceEqual(payload)) return;
+            _lastPayload = payload;
+            _heartbeat?.SetPayload(payload);
+        }
+
+        // ------------------------------------------------------------------ procedures
+
+        private void StartProcedure(RunProcedure r)
+        {
+            var state = _machine.State;
+            _ = Task.Run(async () =>
+            {
+                bool ok;
+                string? detail = null;
+                try
+                {
+                    (ok, detail) = await RunProcedureAsync(r.Procedure, r.FullSync, state, _life.Token);
+                }
+                catch (OperationCanceledException) when (_life.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    (ok, detail) = (false, ex.Message);
+                    ModuleLog("module", $"{r.Procedure} failed: {ex.Message}");
+                }
+                _inbox.Writer.TryWrite(new ProcedureDone(r.Procedure, ok, detail));
+            });
+        }
+
+        private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct)
+        {
+            var name = MirrorStateMachine.Name(state);
+            switch (procedure)
+            {
+                case Procedure.Prestart:
+                    await RunScriptAsync("prestart", [name, "WAIT", "start"], _config.User.ForceStopTimeout, ct);
+                    return (true, null);
+
+                case Procedure.StartApplication:
+                    foreach (var (address, prefix, iface) in VirtualAddresses())
+                    {
+                        await _ctx.VirtualIps.AddAsync(address, prefix, iface, ct);
+                        ModuleLog("module", $"virtual IP {address}/{prefix} added on {iface}");
+                        _ = AnnounceAsync(address, iface);
+                    }
+                    var start = await RunScriptAsync("start_prim", [name, "PRIM", "start"], _config.User.ForceStopTimeout, ct);
+                    return start.Succeeded || start.Missing ? (true, null) : (false, Describe("start_prim", start));
+
+                case Procedure.StopApplication:
+                    var stop = await RunScriptAsync("stop_prim", [name, "STOP", "stop"], _config.User.NiceStopTimeout, ct);
+                    if (!stop.Succeeded && !stop.Missing)
+                    {
+                        ModuleLog("module", Describe("stop_prim", stop) + ": stopping with force");
+                        await RunScriptAsync("stop_prim", [name, "STOP", "force"], _config.User.ForceStopTimeout, ct);
+                    }
+                    foreach (var (address, prefix, iface) in VirtualAddresses())
+                    {
+                        await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, ct);
+                        ModuleLog("module", $"virtual IP {address}/{prefix} removed from {iface}");
+                    }
+                    return (true, null);
+
+                case Procedure.Poststop:
+                    await RunScriptAsync("poststop", [name, "STOP", "stop"], _config.User.ForceStopTimeout, ct);
+                    return (true, null);
+
+                case Procedure.Resync:
+                    // No replicated directories (the module refuses to start with them until replication exists):
+                    // the secondary holds no data of the module, so there is nothing to copy.
+                    ModuleLog("module", $"resynchronisation from {_peer}{(fullSync ? " (full)" : "")}: nothing to copy");
+                    return (true, null);
+
+                case Procedure.ProbeWitness:
+                    var reachable = await ProbeWitnessesAsync(ct);
+                    ModuleLog("module", reachable ? "a witness answers" : "no witness answers");
+                    return (reachable, null);
+            }
+            return (false, "unknown procedure " + procedure);
+        }
+
+        private async Task AnnounceAsync(IPAddress address, string iface)
+        {
+            try { await _ctx.VirtualIps.AnnounceAsync(address, iface, AnnounceCount, AnnounceInterval, _life.Token); }
+            catch (Exception ex) when (ex is not OperationCanceledException) { ModuleLog("module", $"gratuitous ARP for {address} failed: {ex.Message}"); }
+        }
+
+        private async Task<bool> ProbeWitnessesAsync(CancellationToken ct)
+        {
+            var witnesses = _config.Checks.OfType<SplitBrainCheckConfig>().SelectMany(s => s.Witnesses).ToList();
+            var probes = witnesses.Select(async w =>
+            {
+                for (int attempt = 0; attempt < 2; attempt++)
+                {
+                    using var ping = new Ping();
+                    try
+                    {
+                        if ((await ping.SendPingAsync(w, TimeSpan.FromMilliseconds(700), null, null, ct)).Status == IPStatus.Success) return true;
+                    }
+                    catch (PingException) { }
+                }
+                return false;
+            }).ToList();
+            return (await Task.WhenAll(probes)).Any(ok => ok);
+        }
+
+        private Task<ScriptResult> RunScriptAsync(string script, string[] args, TimeSpan timeout, CancellationToken ct)
+        {
+            var path = Path.Combine(_ctx.Home.ModuleDirectory(Name), "bin", script);
+            if (!File.Exists(path) && OperatingSystem.IsWindows())
+                path = new[] { ".ps1", ".cmd", ".bat" }.Select(ext => path + ext).FirstOrDefault(File.Exists) ?? path;
+            return _ctx.Scripts.RunAsync(new ScriptInvocation(Name, script, path, args, _environment, timeout), ct);
+        }
+
+        private static string Describe(string script, ScriptResult r) =>
+            r.TimedOut ? $"{script} timed out after {r.Duration.TotalSeconds:0} s" : $"{script} exited with code {r.ExitCode}";
+
+        private IEnumerable<(IPAddress Address, int Prefix, string Interface)> VirtualAddresses()
+        {
+            foreach (var iface in _config.Vip.Interfaces)
+                foreach (var vip in iface.Addresses)
+                    yield return (vip.Address, vip.PrefixLength ?? (vip.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128),
+                                  iface.Name ?? _ctx.VirtualIps.ResolveInterface(vip.Address));
+        }
+
+        // ------------------------------------------------------------------ checkers
+
+        private void StartCheckers(ref CancellationTokenSource? cts, CheckWhen when)
+        {
+            if (cts != null) return;
+            cts = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
+            var token = cts.Token;
+            foreach (var checker in _checkers.Where(c => c.When == when))
+            {
+                var c = checker;
+                _ = Task.Run(async () =>
+                {
+                    try { await c.RunAsync(change => OnResource(c, change), token); }
+                    catch (OperationCanceledException) { }
+                    catch (Exception ex) { ModuleLog(c.Resource, "checker failed: " + ex.Message); }
+                });
+            }
+        }
+
+        private void StopCheckers(ref CancellationTokenSource? cts)
+        {
+            if (cts == null) return;
+            cts.Cancel();
+            cts.Dispose();
+            cts = null;
+            lock (_resources)
+                foreach (var r in _resources.Values.Where(r => r.Value != "init" && _checkers.Any(c => c.Resource == r.Resource)))
+                    if (_machine.State == MirrorStateName.Stop || _checkers.First(c => c.Resource == r.Resource).When == CheckWhen.Prim && !_machine.IsServing)
+                    {
+                        r.Value = "init";
+                        r.SinceUtc = _ctx.Time.GetUtcNow().UtcDateTime;
+                    }
+        }
+
+        private void OnResource(IChecker checker, ResourceChange change)
+        {
+            lock (_resources)
+            {
+                var r = _resources[change.Resource];
+                r.Value = change.Value.ToString().ToLowerInvariant();
+                r.Reason = change.Reason;
+                r.SinceUtc = change.At.UtcDateTime;
+            }
+            ModuleLog(change.Resource, $"{change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
+            _inbox.Writer.TryWrite(new ResourceChanged(change.Resource, change.Value, change.Action, checker.When,
+                change.Resource.StartsWith("errd.", StringComparison.Ordinal), change.Reason));
+        }
+
+        // ------------------------------------------------------------------ persistence and reconciliation
+
+        /// <summary>
+        /// An engine that died may have left the VIP and the application behind. A node whose engine was
+        /// killed must not serve next to a new primary: release the VIP and stop the application before
+        /// anything else; the module comes back through the normal start (as secondary when the peer serves).
+        /// </summary>
+        private async Task ReconcileAsync()
+        {
+            var leftover = VirtualAddresses().Where(v => _ctx.VirtualIps.IsPresent(v.Address, v.Interface)).ToList();
+            if (leftover.Count == 0 && !ReadStartedFlag()) return;
+            ModuleLog("module", "engine restarted: releasing what the previous engine may have left (virtual IP, application)");
+            var stop = await RunScriptAsync("stop_prim", ["STOP", "STOP", "force"], _config.User.ForceStopTimeout, _life.Token);
+            if (!stop.Missing) ModuleLog("module", $"stop_prim force: {(stop.Succeeded ? "done" : Describe("stop_prim", stop))}");
+            foreach (var (address, prefix, iface) in leftover)
+            {
+                await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, _life.Token);
+                ModuleLog("module", $"virtual IP {address}/{prefix} released from {iface}");
+            }
+        }
+
+        private string DiskFile => Path.Combine(_stateDirectory, "mirror.json");
+        private string StartedFile => Path.Combine(_stateDirectory, "started");
+
+        private MirrorDisk LoadDisk()
+        {
+            if (!File.Exists(DiskFile)) return MirrorDisk.Empty;
+            var stored = JsonSerializer.Deserialize<StoredDisk>(File.ReadAllText(DiskFile))
+                ?? throw new InvalidDataException(DiskFile + " is empty");
+            return new MirrorDisk(stored.Generation, System.Collections.Immutable.ImmutableList.CreateRange(stored.History ?? []),
+                stored.Consistent, stored.UpToDate, stored.Authoritative, stored.LastPrimary);
+        }
+
+        private sealed record StoredDisk(string? Generation, List<string>? History, bool Consistent, bool UpToDate, bool Authoritative, string? LastPrimary);
+
+        private void SaveDisk(MirrorDisk disk)
+        {
+            Directory.CreateDirectory(_stateDirectory);
+            EngineHome.WriteAtomic(DiskFile, JsonSerializer.Serialize(new StoredDisk(disk.Generation, disk.History.ToList(),
+                disk.Consistent, disk.UpToDate, disk.Authoritative, disk.LastPrimary)));
+        }
+
+        private bool ReadStartedFlag() => File.Exists(StartedFile);
+
+        private void WriteStartedFlag(bool started)
+        {
+            Directory.CreateDirectory(_stateDirectory);
+            if (started) File.WriteAllText(StartedFile, "");
+            else File.Delete(StartedFile);
+        }
+
+        // ------------------------------------------------------------------ views
+
+        private ModuleState BuildSnapshot()
+        {
+            var m = _machine;
+            return new ModuleState
+            {
+                Module = Name,
+                Node = _ctx.Options.NodeName,
+                Kind = "mirror",
+                State = MirrorStateMachine.Name(m.State),
+                Ready = m.Ready,
+                Reason = m.Reason,
+                SinceUtc = m.Since.UtcDateTime,
+                DataGeneration = m.Disk.Generation,
+                UpToDate = m.Disk.Consistent && (m.Disk.UpToDate || m.IsServing || m.State == MirrorStateName.Second && m.Ready),
+                PeerState = m.Peer == null ? null : MirrorStateMachine.Name(m.Peer.State) + (m.Peer.Ready ? "" : " (transient)"),
+                CheckersEnabled = m.CheckersEnabled,
+                ErrdEnabled = m.ErrdEnabled,
+                FailoverEnabled = m.FailoverEnabled && _config.Failover,
+            };
+        }
+
+        private IReadOnlyDictionary<string, string> ModuleEnvironment()
+        {
+            var env = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["SK_MODULE"] = _info.Name,
+                ["SK_NODE"] = _ctx.Options.NodeName,
+                ["SK_PEER"] = _peer,
+                ["SK_MODULE_DIR"] = _ctx.Home.ModuleDirectory(_info.Name),
+                ["SK_VIRTUAL_IPS"] = string.Join(" ", _config.Vip.Interfaces.SelectMany(i => i.Addresses).Select(a => a.Address.ToString())),
+            };
+            foreach (var v in _config.User.Variables) env[v.Name] = v.Value;
+            return env;
+        }
+
+        private void ModuleLog(string source, string text) => _ctx.ModuleLog.Write(Name, source, text);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "{Text}")]
+        private partial void LogTransition(string text);
+
+        [LoggerMessage(Level = LogLevel.Error, Message = "{Module}: the module loop failed")]
+        private partial void LogLoopFailed(Exception ex, string module);
+    }
+}

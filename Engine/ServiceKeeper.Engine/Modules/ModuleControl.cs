@@ -1,0 +1,193 @@
+// Cluster-wide module operations: whichever node the admin asks, the command reaches the module's
+// nodes (this one directly, the others through their API) and the answers come back together.
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using ServiceKeeper.Contracts;
+using ServiceKeeper.Engine.Cluster;
+using ServiceKeeper.Engine.Configuration;
+using ServiceKeeper.Engine.Hosting;
+
+namespace ServiceKeeper.Engine.Modules
+{
+    public sealed class ModuleControl(EngineOptions options, ClusterService cluster, ModuleStore store, ModuleRuntime runtime, PeerClients peers)
+    {
+        /// <summary>Every module on every node (or one module), unreachable nodes reported as such.</summary>
+        public async Task<List<ModuleState>> GetStateAsync(string? module, CancellationToken ct)
+        {
+            var config = cluster.RequireCluster();
+            var known = store.List();
+            var perNode = await Task.WhenAll(config.Nodes.Select(async node =>
+            {
+                if (node.Name == options.NodeName) return runtime.LocalStates();
+                using var client = peers.ForMember(node);
+                try
+                {
+                    return await client.GetLocalStateAsync(ct);
+                }
+                catch (SKApiException ex) when (ex.ErrorId is ErrorIds.NodeUnreachable or ErrorIds.AuthenticationFailed)
+                {
+                    // Modules this node knows to run there, shown as unreachable.
+                    return known.Where(m => m.Nodes.Contains(node.Name)).Select(m => new ModuleState
+                    {
+                        Module = m.Name, Node = node.Name, Kind = m.Kind, Reachable = false, Error = ex.Message,
+                    }).ToList();
+                }
+            }));
+            return perNode.SelectMany(s => s)
+                .Where(s => module == null || s.Module == module)
+                .OrderBy(s => s.Module, StringComparer.Ordinal).ThenBy(s => s.Node, StringComparer.Ordinal)
+                .ToList();
+        }
+
+        /// <summary>Sends an admin command to the module's nodes (or the one named) in the order it needs.</summary>
+        public async Task<List<ModuleState>> CommandAsync(string module, ModuleCommandRequest request, CancellationToken ct)
+        {
+            var nodes = await ModuleNodesAsync(module, ct);
+            if (request.Node != null && !nodes.Contains(request.Node))
+                throw new SKApiException(ErrorIds.NodeNotFound, $"Module '{module}' does not run on a node named '{request.Node}' (its nodes: {string.Join(", ", nodes)}).", request.Node);
+            List<string> targets;
+            switch (request.Command)
+            {
+                case ModuleCommands.Swap:
+                    // The primary starts a swap.
+                    var states = await GetStateAsync(module, ct);
+                    var primary = states.FirstOrDefault(s => s.State == "PRIM")
+                        ?? throw new SKApiException(ErrorIds.InvalidModuleState,
+                            $"Module '{module}' has no PRIM node to swap with its secondary ({Describe(states)}).", module);
+                    targets = [primary.Node];
+                    break;
+                case ModuleCommands.Prim or ModuleCommands.Second when request.Node == null:
+                    throw new SKApiException(ErrorIds.InvalidArgument, $"'{request.Command}' needs the node: -Node.", module);
+                case ModuleCommands.Start or ModuleCommands.Stop or ModuleCommands.Restart or ModuleCommands.Prim or ModuleCommands.Second:
+                    targets = request.Node != null ? [request.Node] : await OrderForAsync(module, request.Command, nodes, ct);
+                    break;
+                default:
+                    throw new SKApiException(ErrorIds.InvalidArgument, $"Unknown module command '{request.Command}'.", module);
+            }
+
+            var results = new List<ModuleState>();
+            if (request.Command is ModuleCommands.Stop && targets.Count > 1)
+            {
+                // The secondary first: the primary then goes on alone and stops last, so it is the one that
+                // knows its data is the newest, and either start order afterwards does the right thing.
+                foreach (var node in targets)
+                {
+                    results.Add(await SendAsync(node, module, request, ct));
+                    if (node != targets[^1]) await WaitStoppedAsync(module, node, ct);
+                }
+            }
+            else
+            {
+                results.AddRange(await Task.WhenAll(targets.Select(node => SendAsync(node, module, request, ct))));
+            }
+            return results;
+        }
+
+        public async Task<List<ModuleState>> SetMaintenanceAsync(string module, MaintenanceRequest request, CancellationToken ct)
+        {
+            var nodes = await ModuleNodesAsync(module, ct);
+            if (request.Node != null && !nodes.Contains(request.Node))
+                throw new SKApiException(ErrorIds.NodeNotFound, $"Module '{module}' does not run on a node named '{request.Node}'.", request.Node);
+            var targets = request.Node != null ? [request.Node] : nodes;
+            return (await Task.WhenAll(targets.Select(async node =>
+            {
+                if (node == options.NodeName) return await runtime.Get(module).SetMaintenanceAsync(request);
+                using var client = Peer(node);
+                return await client.SetLocalMaintenanceAsync(module, request, ct);
+            }))).ToList();
+        }
+
+        public async Task<List<ModuleResource>> GetResourcesAsync(string module, string? node, CancellationToken ct)
+        {
+            var nodes = await ModuleNodesAsync(module, ct);
+            var targets = node != null ? [node] : nodes;
+            var all = await Task.WhenAll(targets.Select(async n =>
+            {
+                if (n == options.NodeName) return runtime.Get(module).Resources.ToList();
+                using var client = Peer(n);
+                try { return await client.GetLocalResourcesAsync(module, ct); }
+                catch (SKApiException ex) when (ex.ErrorId == ErrorIds.NodeUnreachable && node == null) { return []; }
+            }));
+            return all.SelectMany(r => r).OrderBy(r => r.Node, StringComparer.Ordinal).ThenBy(r => r.Resource, StringComparer.Ordinal).ToList();
+        }
+
+        public async Task<List<LogLine>> GetLogAsync(string module, string? node, int tail, long? after, ModuleLogReader local, CancellationToken ct)
+        {
+            var nodes = await ModuleNodesAsync(module, ct);
+            var targets = node != null ? [node] : nodes;
+            var all = await Task.WhenAll(targets.Select(async n =>
+            {
+                if (n == options.NodeName) return local(module, tail, after).ToList();
+                using var client = Peer(n);
+                try { return await client.GetLocalLogAsync(module, tail, after, ct); }
+                catch (SKApiException ex) when (ex.ErrorId == ErrorIds.NodeUnreachable && node == null) { return []; }
+            }));
+            return all.SelectMany(l => l).OrderBy(l => l.TimeUtc).ThenBy(l => l.Node, StringComparer.Ordinal).ThenBy(l => l.Sequence).ToList();
+        }
+
+        /// <summary>How long a cluster-wide stop waits for one node to stop before it stops the next.</summary>
+        public static readonly TimeSpan StopWait = TimeSpan.FromMinutes(2);
+
+        private async Task WaitStoppedAsync(string module, string node, CancellationToken ct)
+        {
+            var deadline = DateTime.UtcNow + StopWait;
+            while (DateTime.UtcNow < deadline)
+            {
+                var state = (await GetStateAsync(module, ct)).FirstOrDefault(s => s.Node == node);
+                if (state == null || !state.Reachable || state.State == "STOP" && state.Ready) return;
+                await Task.Delay(100, ct);
+            }
+            throw new SKApiException(ErrorIds.InvalidModuleState, $"Module '{module}' did not stop on {node} within {StopWait.TotalSeconds:0} s; the other nodes were left running.", module);
+        }
+
+        public delegate IReadOnlyList<LogLine> ModuleLogReader(string module, int tail, long? after);
+
+        private async Task<ModuleState> SendAsync(string node, string module, ModuleCommandRequest request, CancellationToken ct)
+        {
+            var local = new ModuleCommandRequest { Command = request.Command, Force = request.Force, FullSync = request.FullSync, Drain = request.Drain, Node = node };
+            if (node == options.NodeName) return await runtime.Get(module).CommandAsync(local);
+            using var client = Peer(node);
+            return await client.SendLocalCommandAsync(module, local, ct);
+        }
+
+        /// <summary>stop: secondaries before the primary; start: all at once.</summary>
+        private async Task<List<string>> OrderForAsync(string module, string command, List<string> nodes, CancellationToken ct)
+        {
+            if (command != ModuleCommands.Stop) return nodes;
+            var states = await GetStateAsync(module, ct);
+            int Rank(string node) => states.FirstOrDefault(s => s.Node == node)?.State switch
+            {
+                "PRIM" or "ALONE" => 1,
+                _ => 0,
+            };
+            return nodes.OrderBy(Rank).ToList();
+        }
+
+        /// <summary>The module's nodes, from this node's copy or, when it is not one of them, from one that is.</summary>
+        private async Task<List<string>> ModuleNodesAsync(string module, CancellationToken ct)
+        {
+            var local = store.List().FirstOrDefault(m => m.Name == module);
+            if (local != null) return local.Nodes;
+            var config = cluster.RequireCluster();
+            foreach (var node in config.Nodes.Where(n => n.Name != options.NodeName))
+            {
+                using var client = peers.ForMember(node);
+                try
+                {
+                    if ((await client.GetModulesAsync(ct)).FirstOrDefault(m => m.Name == module) is { } info) return info.Nodes;
+                }
+                catch (SKApiException) { }
+            }
+            throw new SKApiException(ErrorIds.ModuleNotFound, $"There is no module named '{module}' in cluster '{config.Name}'.", module);
+        }
+
+        private Contracts.SKApiClient Peer(string node) =>
+            peers.ForMember(cluster.RequireCluster().FindNode(node) ?? throw new SKApiException(ErrorIds.NodeNotFound, $"No node '{node}' in the cluster.", node));
+
+        private static string Describe(List<ModuleState> states) =>
+            string.Join(", ", states.Select(s => s.Reachable ? $"{s.Node} {s.State}{(s.Ready ? "" : " (transient)")}" : $"{s.Node} unreachable"));
+    }
+}
