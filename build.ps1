@@ -133,20 +133,40 @@ function Invoke-Demo {
         }
         $client = Join-Path $Out 'demo-client.ps1'
         Set-Content -Path $client -Value $DemoClientScript
-        Write-Host "`n== From the client namespace ($($lab.Client.Address)), with the module and the admin key:"
-        $nodes = ($lab.Nodes | ForEach-Object Address) -join ','
-        $cut = $lab.Nodes[2]
-        $env:SK_DEMO_NODES = $nodes
+        $scripts = Join-Path $Out 'demo-scripts'
+        New-Item -ItemType Directory -Force $scripts | Out-Null
+        # The demo application: a small HTTP server answering with the name of the node it runs on.
+        Set-Content (Join-Path $scripts 'start_prim') -Value @'
+#!/bin/sh
+mkdir -p "$SK_MODULE_DIR/www" && echo "$SK_NODE" > "$SK_MODULE_DIR/www/index.html"
+setsid python3 -m http.server 8080 --directory "$SK_MODULE_DIR/www" > /dev/null 2>&1 < /dev/null &
+echo $! > "$SK_MODULE_DIR/http.pid"
+'@
+        Set-Content (Join-Path $scripts 'stop_prim') -Value @'
+#!/bin/sh
+[ -f "$SK_MODULE_DIR/http.pid" ] && kill "$(cat "$SK_MODULE_DIR/http.pid")" 2>/dev/null
+rm -f "$SK_MODULE_DIR/http.pid"; exit 0
+'@
+        $env:SK_DEMO_NODES = ($lab.Nodes | ForEach-Object Address) -join ','
         $env:SK_DEMO_KEY = $key
         $env:SK_DEMO_MODULE = Join-Path $Out 'module/ServiceKeeper'
-        $env:SK_DEMO_STEP = 'create'
-        Invoke-Native ip netns exec $lab.Client.Namespace @(Get-PwshCommand) -NoProfile -File $client
-        Write-Host "`n== Cutting $($cut.Name) off the network (ip -n $($lab.SwitchNamespace) link set ... down)"
-        $lab.Cut($cut, $null)
-        $env:SK_DEMO_STEP = 'cut'
-        Invoke-Native ip netns exec $lab.Client.Namespace @(Get-PwshCommand) -NoProfile -File $client
-        $lab.Heal($cut, $null)
-        Write-Host "`n== $($cut.Name) is back on the network."
+        $env:SK_DEMO_VIP = "198.18.0.50"
+        $env:SK_DEMO_WITNESS = $lab.Client.Address
+        $env:SK_DEMO_SCRIPTS = $scripts
+        $primary = $lab.Nodes[0]
+        function Invoke-DemoStep([string] $step) {
+            $env:SK_DEMO_STEP = $step
+            Invoke-Native ip netns exec $lab.Client.Namespace @(Get-PwshCommand) -NoProfile -File $client
+        }
+
+        Write-Host "`n== From the client namespace ($($lab.Client.Address)): a cluster, then a mirror module on n1 and n2"
+        Invoke-DemoStep 'create'
+        Write-Host "== Cutting the primary n1 off the network (ip -n $($lab.SwitchNamespace) link set $($primary.SwitchPort) down)"
+        $lab.Cut($primary, $null)
+        Invoke-DemoStep 'watch'
+        Write-Host "== n1 is back on the network: it resynchronises and becomes secondary; then a swap makes it primary again"
+        $lab.Heal($primary, $null)
+        Invoke-DemoStep 'failback'
         $interactive = -not $NoWait -and -not [Console]::IsInputRedirected -and -not $env:CI
         Write-Host @"
 
@@ -173,23 +193,50 @@ $ErrorActionPreference = 'Stop'
 Import-Module $env:SK_DEMO_MODULE
 $cred = [pscredential]::new('admin', (ConvertTo-SecureString $env:SK_DEMO_KEY -AsPlainText -Force))
 $nodes = $env:SK_DEMO_NODES -split ','
+$vip = $env:SK_DEMO_VIP
 Connect-SKCluster -ComputerName $nodes[0] -Credential $cred -SkipCertificateCheck
-if ($env:SK_DEMO_STEP -eq 'create') {
-    Write-Host "PS> New-SKCluster -Name demo -Node $($nodes -join ',')"
-    New-SKCluster -Name demo -Node $nodes | Format-List | Out-String | Write-Host
-    Write-Host 'PS> Get-SKNode'
-    Get-SKNode | Format-Table | Out-String | Write-Host
-    Write-Host 'PS> Test-SKCluster | Where-Object Result -ne Passed'
-    Test-SKCluster | Where-Object Result -ne 'Passed' | Format-Table | Out-String | Write-Host
-    Write-Host 'PS> Get-SKNode -Credential (wrong key)'
-    $bad = [pscredential]::new('admin', (ConvertTo-SecureString 'not-the-key' -AsPlainText -Force))
-    try { Get-SKNode -ComputerName $nodes[0] -Credential $bad -SkipCertificateCheck -ErrorAction Stop }
-    catch { Write-Host "   $($_.FullyQualifiedErrorId): $($_.Exception.Message)" }
+function Show([string] $command, [scriptblock] $block) {
+    Write-Host "PS> $command"
+    & $block | Out-String -Width 160 | Write-Host
 }
-else {
-    Write-Host 'PS> Get-SKNode'
-    Get-SKNode -ErrorAction SilentlyContinue -ErrorVariable unreachable | Format-Table | Out-String | Write-Host
-    $unreachable | ForEach-Object { Write-Host "   $($_.FullyQualifiedErrorId): $($_.Exception.Message)" }
+function Ask-Vip { try { (Invoke-WebRequest "http://${vip}:8080/" -TimeoutSec 1).Content.Trim() } catch { 'no answer' } }
+switch ($env:SK_DEMO_STEP) {
+    'create' {
+        Show "New-SKCluster -Name demo -Node $($nodes -join ',')" { New-SKCluster -Name demo -Node $nodes | Format-List Name, Id, Nodes, Networks }
+        Show 'Get-SKNode' { Get-SKNode }
+        Show 'Test-SKCluster | Where-Object Result -ne Passed' { Test-SKCluster | Where-Object Result -ne 'Passed' }
+        Write-Host 'PS> Get-SKNode -Credential (a wrong key)'
+        $bad = [pscredential]::new('admin', (ConvertTo-SecureString 'not-the-key' -AsPlainText -Force))
+        try { Get-SKNode -ComputerName $nodes[0] -Credential $bad -SkipCertificateCheck -ErrorAction Stop }
+        catch { Write-Host "   $($_.FullyQualifiedErrorId): $($_.Exception.Message)`n" }
+        Show "Add-SKMirrorModule -Name web -Node n1,n2 -VirtualIP $vip/24 -Witness $env:SK_DEMO_WITNESS -ScriptPath $env:SK_DEMO_SCRIPTS" {
+            Add-SKMirrorModule -Name web -Node n1, n2 -VirtualIP "$vip/24" -Witness $env:SK_DEMO_WITNESS -ScriptPath $env:SK_DEMO_SCRIPTS
+        }
+        Show 'Start-SKModule -Name web -Wait' { Start-SKModule -Name web -Wait -PassThru }
+        Write-Host "GET http://${vip}:8080/ answered by: $(Ask-Vip)`n"
+    }
+    'watch' {
+        # The primary has just been cut off: watch the secondary take over, as an admin would.
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $last = ''
+        while ($watch.Elapsed.TotalSeconds -lt 30) {
+            $states = Get-SKState -Name web -ErrorAction SilentlyContinue
+            $line = ($states | ForEach-Object { if ($_.Reachable) { "$($_.Node) $($_.State)$(if (-not $_.Ready) { ' (transient)' })" } else { "$($_.Node) unreachable" } }) -join ', '
+            $answer = Ask-Vip
+            $now = "$line | VIP answered by $answer"
+            if ($now -ne $last) { Write-Host ('{0,6:0.0} s  {1}' -f $watch.Elapsed.TotalSeconds, $now); $last = $now }
+            if ($answer -eq 'n2') { break }
+            Start-Sleep -Milliseconds 200
+        }
+        Write-Host ''
+        Show 'Get-SKState -Name web' { Get-SKState -Name web }
+    }
+    'failback' {
+        Show 'Wait-SKState -Name web -Node n1 -State SECOND -Timeout 60' { Wait-SKState -Name web -Node n1 -State SECOND -Timeout 60 }
+        Show 'Start-SKSwap -Name web -Wait' { Start-SKSwap -Name web -Wait -Confirm:$false -PassThru }
+        Write-Host "GET http://${vip}:8080/ answered by: $(Ask-Vip)`n"
+        Show 'Get-SKLog -Name web -Node n1 -Tail 12' { Get-SKLog -Name web -Node n1 -Tail 12 }
+    }
 }
 '@
 

@@ -1,10 +1,13 @@
 // The module's contract without an engine: parameters, output types, exports, help, error ids of
-// failures that need no engine, confirmation, and the per-session default connection.
+// failures that need no engine, confirmation, the per-session default connection; then the module
+// cmdlets against a fake engine (requests sent, pipeline binding, waiting, following, answers mapped).
 using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
+using System.Threading;
+using ServiceKeeper.Contracts;
 using Xunit;
 
 namespace ServiceKeeper.Cmdlets.Tests
@@ -621,5 +624,503 @@ namespace ServiceKeeper.Cmdlets.Tests
         }
 
         public void Dispose() => Directory.Delete(_emptyHome, recursive: true);
+    }
+
+    /// <summary>
+    /// The module cmdlets against a <see cref="FakeEngine"/>: what each sends, how it binds pipeline input,
+    /// waits, follows and reports the engine's answers. No cluster; the real engine's effects are in the
+    /// end-to-end tests.
+    /// </summary>
+    public sealed class MetadataFakeEngineTests : IClassFixture<ModuleFixture>, IDisposable
+    {
+        private readonly PowerShellHost _ps;
+        private readonly FakeEngine _engine = new();
+
+        public MetadataFakeEngineTests(ModuleFixture fixture) => _ps = fixture.Ps;
+
+        public void Dispose() => _engine.Dispose();
+
+        /// <summary>Runs <paramref name="script"/> with every SK cmdlet pointed at the fake engine, without prompts.</summary>
+        private PSRunResult Run(string script, Dictionary<string, object?>? variables = null) =>
+            _ps.Run(Prelude + script, variables);
+
+        private string Prelude => $$"""
+            $PSDefaultParameterValues = @{
+                '*-SK*:ComputerName' = '{{_engine.ComputerName}}'
+                '*-SK*:SkipCertificateCheck' = $true
+                '*-SK*:Confirm' = $false
+            }
+
+            """;
+
+        private static ModuleState S(string node, string state, bool ready, string module = "web", string? reason = null) =>
+            new() { Module = module, Node = node, Kind = "mirror", State = state, Ready = ready, Reason = reason, SinceUtc = DateTime.UtcNow };
+
+        private static ModuleInfo M(string name) => new() { Name = name, Kind = "mirror", Nodes = new List<string> { "n1", "n2" } };
+
+        /// <summary>Answers GET /v1/state?module=... with the next of <paramref name="answers"/>, then the last one forever.</summary>
+        private void StateSequence(params ModuleState[][] answers)
+        {
+            int next = 0;
+            _engine.On("GET", "/v1/state", _ => answers[Math.Min(Interlocked.Increment(ref next) - 1, answers.Length - 1)]);
+        }
+
+        private List<FakeRequest> Commands(string module) =>
+            _engine.Requests.Where(r => r.Method == "POST" && r.Path == $"/v1/modules/{module}/command").ToList();
+
+        [Fact]
+        public void GetSKModule_PipedToStartSKModule_StartsEachModuleByName()
+        {
+            _engine.On("GET", "/v1/modules", _ => new[] { M("web"), M("sql") });
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "ALONE", false) });
+            _engine.On("POST", "/v1/modules/sql/command", _ => new[] { S("n1", "ALONE", false, "sql") });
+
+            var result = Run("Get-SKModule | Start-SKModule");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Empty(result.Output);
+            foreach (var module in new[] { "web", "sql" })
+            {
+                var request = Assert.Single(Commands(module)).BodyAs<ModuleCommandRequest>();
+                Assert.Equal(ModuleCommands.Start, request.Command);
+                Assert.Null(request.Node);
+            }
+        }
+
+        [Fact]
+        public void GetSKModule_PipedToRemoveSKModule_RemovesEachModuleByName()
+        {
+            _engine.On("GET", "/v1/modules", _ => new[] { M("web"), M("sql") });
+            _engine.On("DELETE", "/v1/modules/web", _ => new[] { "n1", "n2" });
+            _engine.On("DELETE", "/v1/modules/sql", _ => new[] { "n1", "n2" });
+
+            var result = Run("Get-SKModule | Remove-SKModule");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "/v1/modules/web", "/v1/modules/sql" }, _engine.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path));
+        }
+
+        [Fact]
+        public void StopSKModule_WithNodeAndPassThru_SendsStopForThatNode_AndWritesTheAnsweredStates()
+        {
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "STOP", false), S("n2", "ALONE", false) });
+
+            var result = Run("Stop-SKModule -Name web -Node n1 -PassThru");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var request = Assert.Single(Commands("web")).BodyAs<ModuleCommandRequest>();
+            Assert.Equal((ModuleCommands.Stop, "n1"), (request.Command, request.Node));
+            Assert.Equal(new[] { "n1 STOP", "n2 ALONE" }, result.OutputAs<ModuleState>().Select(s => s.Node + " " + s.State));
+        }
+
+        [Fact]
+        public void GetSKStateRows_PipedToRestartSKModule_RestartTheModuleOnEachRowsNode()
+        {
+            _engine.On("GET", "/v1/state", _ => new[] { S("n1", "PRIM", true), S("n2", "SECOND", true) });
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "PRIM", false) });
+
+            var result = Run("Get-SKState -Name web | Restart-SKModule");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "restart n1", "restart n2" },
+                Commands("web").Select(r => r.BodyAs<ModuleCommandRequest>()).Select(c => c.Command + " " + c.Node));
+        }
+
+        [Fact]
+        public void StartSKModule_Wait_EndsWhenEveryNodeIsSettled_WarnsAboutWait_AndPassesTheFinalStatesThrough()
+        {
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "STOP", true), S("n2", "STOP", true) });
+            StateSequence(
+                new[] { S("n1", "ALONE", false), S("n2", "WAIT", false, reason: "waiting for the peer") },
+                new[] { S("n1", "PRIM", true), S("n2", "WAIT", true, reason: "data not up to date") });
+
+            var result = Run("Start-SKModule -Name web -Wait -PassThru");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "n1 PRIM", "n2 WAIT" }, result.OutputAs<ModuleState>().Select(s => s.Node + " " + s.State));
+            var warning = Assert.Single(result.Warnings);
+            Assert.Contains("'n2'", warning);
+            Assert.Contains("data not up to date", warning);
+        }
+
+        [Fact]
+        public void StartSKModule_Wait_WhenANodeFallsBackToStop_IsModuleStopped_WithItsReason()
+        {
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "STOP", true) });
+            StateSequence(
+                new[] { S("n1", "ALONE", false) },
+                new[] { S("n1", "STOP", true, reason: "start_prim failed (exit code 1)") });
+
+            var result = Run("Start-SKModule -Name web -Node n1 -Wait -PassThru; 'next statement'");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("ModuleStopped,ServiceKeeper.Commands.StartSKModuleCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.OperationStopped, error.CategoryInfo.Category);
+            Assert.Contains("start_prim failed (exit code 1)", error.Exception.Message);
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Fact]
+        public void StartSKModule_Timeout_ImpliesWait_AndEndsInWaitTimeout()
+        {
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "STOP", true) });
+            StateSequence(new[] { S("n1", "STOP", true) });
+
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var result = Run("Start-SKModule -Name web -Timeout 1");
+
+            Assert.Equal(new[] { "WaitTimeout,ServiceKeeper.Commands.StartSKModuleCommand" }, result.ErrorIds);
+            Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+            Assert.Contains(_engine.Requests, r => r.Path == "/v1/state" && r.Query["module"] == "web");
+        }
+
+        [Fact]
+        public void StartSKSwap_SendsSwap_WithoutAskingTheStateFirst()
+        {
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "PRIM", false), S("n2", "SECOND", true) });
+
+            var result = Run("Start-SKSwap -Name web");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Empty(result.Output);
+            Assert.Equal(ModuleCommands.Swap, Assert.Single(_engine.Requests).BodyAs<ModuleCommandRequest>().Command);
+        }
+
+        [Fact]
+        public void StartSKSwap_Wait_WaitsUntilTheRolesAreExchangedAndReady()
+        {
+            _engine.On("GET", "/v1/modules", _ => new[] { M("web") });
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n1", "PRIM", false), S("n2", "SECOND", true) });
+            StateSequence(
+                new[] { S("n1", "PRIM", true), S("n2", "SECOND", true) },    // before the swap
+                new[] { S("n1", "SECOND", false), S("n2", "PRIM", false) },
+                new[] { S("n1", "SECOND", true), S("n2", "PRIM", false) },
+                new[] { S("n1", "SECOND", true), S("n2", "PRIM", true) });
+
+            var result = Run("Get-SKModule -Name web | Start-SKSwap -Wait -PassThru", null);
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "n1 SECOND True", "n2 PRIM True" }, result.OutputAs<ModuleState>().Select(s => $"{s.Node} {s.State} {s.Ready}"));
+            var order = _engine.Requests.Select(r => r.Method + " " + r.Path).ToList();
+            Assert.Equal("GET /v1/state", order[order.IndexOf("POST /v1/modules/web/command") - 1]);
+        }
+
+        [Fact]
+        public void SetSKPrimary_Force_SendsPrimWithForce()
+        {
+            _engine.On("POST", "/v1/modules/sql/command", _ => new[] { S("n2", "ALONE", false, "sql") });
+
+            var result = Run("Set-SKPrimary -Name sql -Node n2 -Force");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var request = Assert.Single(Commands("sql")).BodyAs<ModuleCommandRequest>();
+            Assert.Equal((ModuleCommands.Prim, "n2", true), (request.Command, request.Node, request.Force));
+        }
+
+        [Fact]
+        public void SetSKPrimary_WhenTheEngineAnswersDataNotUpToDate_IsAnInvalidOperation_WithWhatToDo()
+        {
+            _engine.Fail("POST", "/v1/modules/sql/command", 409, ErrorIds.DataNotUpToDate, "Node 'n2' is not up to date: n1 has newer data.");
+
+            var result = Run("Set-SKPrimary -Name sql -Node n2 -PassThru; 'next statement'");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("DataNotUpToDate,ServiceKeeper.Commands.SetSKPrimaryCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.InvalidOperation, error.CategoryInfo.Category);
+            Assert.Equal("Node 'n2' is not up to date: n1 has newer data.", error.Exception.Message);
+            Assert.Contains("-Force", error.ErrorDetails.RecommendedAction);
+            Assert.False(Assert.Single(Commands("sql")).BodyAs<ModuleCommandRequest>().Force);
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Fact]
+        public void SetSKSecondary_FullSync_SendsSecondWithFullSync()
+        {
+            _engine.On("POST", "/v1/modules/web/command", _ => new[] { S("n2", "SECOND", false) });
+
+            var result = Run("Set-SKSecondary -Name web -Node n2 -FullSync -PassThru");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var request = Assert.Single(Commands("web")).BodyAs<ModuleCommandRequest>();
+            Assert.Equal((ModuleCommands.Second, "n2", true), (request.Command, request.Node, request.FullSync));
+            Assert.Equal("n2", Assert.Single(result.OutputAs<ModuleState>()).Node);
+        }
+
+        [Fact]
+        public void SetSKMaintenance_SendsOnlyTheSwitchesGiven()
+        {
+            _engine.On("POST", "/v1/modules/web/maintenance", _ => new[] { S("n1", "PRIM", true) });
+
+            var result = Run("Set-SKMaintenance -Name web -Node n1 -Checkers Off -Failover on");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var sent = Assert.Single(_engine.Requests);
+            var request = sent.BodyAs<MaintenanceRequest>();
+            Assert.Equal(("n1", (bool?)false, (bool?)null, (bool?)true), (request.Node, request.Checkers, request.Errd, request.Failover));
+            Assert.DoesNotContain("errd", sent.Body);
+        }
+
+        [Fact]
+        public void AddSKMirrorModule_SendsTheParameters_TheScriptFolderAndTheConfigFile_RelativeToTheLocation()
+        {
+            var folder = Directory.CreateTempSubdirectory("sk-add-").FullName;
+            try
+            {
+                Directory.CreateDirectory(Path.Combine(folder, "bin", "old"));
+                File.WriteAllBytes(Path.Combine(folder, "bin", "start_prim"), new byte[] { 0x23, 0x21, 0x00, 0xff });
+                File.WriteAllText(Path.Combine(folder, "bin", "stop_prim.ps1"), "Stop-Service web");
+                File.WriteAllText(Path.Combine(folder, "bin", "old", "ignored"), "not sent");
+                File.WriteAllText(Path.Combine(folder, "userconfig.xml"), "<service mode=\"mirror\"/>");
+                _engine.On("POST", "/v1/modules/mirror", _ => new ModuleInfo { Name = "web", Kind = "mirror", Nodes = new List<string> { "n1", "n2" } });
+
+                var result = Run(@"
+                    Push-Location $folder
+                    try {
+                        Add-SKMirrorModule web n1, n2 -VirtualIP 198.18.0.50/24 -Interface eth0 -ScriptPath bin -ReplicatedDirectory /var/www, /etc/web `
+                            -Witness 198.18.0.254 -InitialPrimary n2 -ConfigFile userconfig.xml
+                    } finally { Pop-Location }", new Dictionary<string, object?> { ["folder"] = folder });
+
+                Assert.True(result.Succeeded, result.ToString());
+                Assert.Equal("web", Assert.Single(result.OutputAs<ModuleInfo>()).Name);
+                var request = Assert.Single(_engine.Requests).BodyAs<AddMirrorModuleRequest>();
+                Assert.Equal("web", request.Name);
+                Assert.Equal(new[] { "n1", "n2" }, request.Nodes);
+                Assert.Equal(("198.18.0.50/24", "eth0", "n2"), (request.VirtualIP, request.Interface, request.InitialPrimary));
+                Assert.Equal(new[] { "/var/www", "/etc/web" }, request.ReplicatedDirectories);
+                Assert.Equal(new[] { "198.18.0.254" }, request.Witnesses);
+                Assert.Equal(new[] { "start_prim", "stop_prim.ps1" }, request.Scripts.Keys.OrderBy(k => k, StringComparer.Ordinal));
+                Assert.Equal(new byte[] { 0x23, 0x21, 0x00, 0xff }, Convert.FromBase64String(request.Scripts["start_prim"]));
+                Assert.Equal("Stop-Service web", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(request.Scripts["stop_prim.ps1"])));
+                Assert.Equal("<service mode=\"mirror\"/>", request.UserConfigXml);
+                Assert.Equal(Path.Combine(folder, "userconfig.xml"), request.UserConfigSource);
+            }
+            finally
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+
+        [Fact]
+        public void AddSKMirrorModule_WhenTheEngineRefusesTheConfiguration_IsInvalidConfiguration_WithFileAndLine()
+        {
+            _engine.Fail("POST", "/v1/modules/mirror", 400, ErrorIds.InvalidConfiguration, "/home/admin/userconfig.xml:12: <heart> needs two heartbeats.");
+
+            var result = Run("Add-SKMirrorModule -Name web -Node n1, n2 -VirtualIP 198.18.0.50/24");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("InvalidConfiguration,ServiceKeeper.Commands.AddSKMirrorModuleCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
+            Assert.Contains("userconfig.xml:12:", error.Exception.Message);
+        }
+
+        [Fact]
+        public void GetSKState_Node_KeepsTheRowsOfThoseNodes_AndAnExactNodeWithNoRowIsNodeNotFound()
+        {
+            _engine.On("GET", "/v1/state", _ => new[] { S("n1", "PRIM", true), S("n2", "SECOND", true), S("n1", "STOP", true, "sql"), S("n2", "STOP", true, "sql") });
+
+            var result = Run("Get-SKState -Node n2, n9, 'x*'");
+
+            Assert.Equal(new[] { "web n2", "sql n2" }, result.OutputAs<ModuleState>().Select(s => s.Module + " " + s.Node));
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("NodeNotFound,ServiceKeeper.Commands.GetSKStateCommand", error.FullyQualifiedErrorId);
+            Assert.Equal("n9", error.TargetObject);
+        }
+
+        [Fact]
+        public void GetSKState_Node_FromSeveralPipedModules_IsNodeNotFoundOnlyIfNoModuleIsOnIt()
+        {
+            _engine.On("GET", "/v1/state", _ => new[] { S("n1", "PRIM", true), S("n3", "PRIM", true, "sql") });
+
+            var result = Run("'web', 'sql' | Get-SKState -Node n3");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "sql n3" }, result.OutputAs<ModuleState>().Select(s => s.Module + " " + s.Node));
+        }
+
+        [Fact]
+        public void GetSKState_UnreachableNode_IsARowThatSaysSo_NotAnError()
+        {
+            _engine.On("GET", "/v1/state", _ => new[]
+            {
+                S("n1", "ALONE", true, reason: "peer lost"),
+                new ModuleState { Module = "web", Node = "n2", Reachable = false, Error = "connection refused" },
+            });
+
+            var result = Run("Get-SKState | Out-String -Width 200");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var table = (string)result.Output.Single().BaseObject;
+            Assert.Matches(@"web\s+n1\s+ALONE\s+Ready\s+peer lost", table);
+            Assert.Matches(@"web\s+n2\s+unreachable\s+connection refused", table);
+        }
+
+        [Theory]
+        [InlineData("30")]
+        [InlineData("00:00:30")]
+        [InlineData("(New-TimeSpan -Seconds 30)")]
+        public void WaitSKState_ShowsTheResynchronisation_AndWritesTheStateOnceReached(string timeout)
+        {
+            ModuleState Resync(long done, bool ready) => new()
+            {
+                Module = "web", Node = "n2", State = "SECOND", Ready = ready, Reason = ready ? null : "resynchronising",
+                ResyncBytesDone = done, ResyncBytesTotal = 4L << 30, ResyncBytesPerSecond = 100 << 20, ResyncEtaSeconds = ((4L << 30) - done) / (100 << 20),
+            };
+            StateSequence(
+                new[] { S("n1", "PRIM", true), Resync(1L << 30, false) },
+                new[] { S("n1", "PRIM", true), Resync(3L << 30, false) },
+                new[] { S("n1", "PRIM", true), Resync(4L << 30, true) });
+
+            var result = Run($"Wait-SKState -Name web -Node n2 -State SECOND -Ready -Timeout {timeout}");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var state = Assert.Single(result.OutputAs<ModuleState>());
+            Assert.Equal(("n2", "SECOND", true), (state.Node, state.State, state.Ready));
+            var resync = result.Progress.Where(p => p.Activity.Contains("Resynchronising") && p.RecordType == ProgressRecordType.Processing).ToList();
+            Assert.Equal(new[] { 25, 75 }, resync.Select(p => p.PercentComplete));
+            Assert.Equal("1.0 GiB of 4.0 GiB (25 %), 100.0 MiB/s, about 30 s left", resync[0].StatusDescription);
+            Assert.Equal(30, resync[0].SecondsRemaining);
+            Assert.All(resync, p => Assert.Equal(result.Progress[0].ActivityId, p.ParentActivityId));
+            Assert.Equal(ProgressRecordType.Completed, result.Progress.Last().RecordType);
+        }
+
+        [Theory]
+        [InlineData("1")]
+        [InlineData("1.5")]
+        [InlineData("00:00:01")]
+        public void WaitSKState_Timeout_IsInSeconds_AndANonTerminatingWaitTimeout_WithTheLastStateSeen(string timeout)
+        {
+            StateSequence(new[] { S("n1", "PRIM", true), S("n2", "SECOND", false, reason: "resynchronising") });
+
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var result = Run($"Wait-SKState -Name web -Node n2 -State SECOND -Ready -Timeout {timeout}; 'next statement'");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("WaitTimeout,ServiceKeeper.Commands.WaitSKStateCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.OperationTimeout, error.CategoryInfo.Category);
+            Assert.Contains("n2 SECOND Transient (resynchronising)", error.Exception.Message);
+            Assert.DoesNotContain("n1", error.Exception.Message);
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+            Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        }
+
+        [Fact]
+        public void GetSKStateRows_PipedToWaitSKState_WaitForEachRowsNode_Together()
+        {
+            StateSequence(
+                new[] { S("n1", "PRIM", true), S("n2", "SECOND", false) },
+                new[] { S("n1", "PRIM", true), S("n2", "SECOND", false) },
+                new[] { S("n1", "PRIM", true), S("n2", "SECOND", true) });
+
+            var result = Run("Get-SKState -Name web | Wait-SKState -State PRIM, SECOND -Ready -Timeout 30");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "n1 PRIM", "n2 SECOND" }, result.OutputAs<ModuleState>().Select(s => s.Node + " " + s.State));
+        }
+
+        [Fact]
+        public void WaitSKState_NodeTheModuleIsNotOn_IsNodeNotFound_AtOnce()
+        {
+            StateSequence(new[] { S("n1", "PRIM", true), S("n2", "SECOND", true) });
+
+            var result = Run("Wait-SKState -Name web -Node n9 -State PRIM");
+
+            Assert.Equal(new[] { "NodeNotFound,ServiceKeeper.Commands.WaitSKStateCommand" }, result.ErrorIds);
+            Assert.Single(_engine.Requests);
+        }
+
+        [Fact]
+        public void WaitSKState_ModuleNotInstalled_IsModuleNotFound_AtOnce()
+        {
+            _engine.Fail("GET", "/v1/state", 404, ErrorIds.ModuleNotFound, "No module named 'nope'.");
+
+            var result = Run("Wait-SKState -Name nope -Node n1 -State PRIM");
+
+            Assert.Equal(new[] { "ModuleNotFound,ServiceKeeper.Commands.WaitSKStateCommand" }, result.ErrorIds);
+        }
+
+        [Fact]
+        public void GetSKResource_NodeAndWildcards_SelectResources_AnExactMissingOneIsResourceNotFound()
+        {
+            var resources = new[] { "tcp.db", "tcp.web", "ping.gw" }
+                .Select(r => new ModuleResource { Module = "web", Node = "n1", Resource = r, Value = "up", Action = "restart" }).ToArray();
+            _engine.On("GET", "/v1/modules/web/resources", _ => resources);
+
+            var result = Run("Get-SKResource web 'tcp.*', errd.nginx -Node n1");
+
+            Assert.Equal(new[] { "tcp.db", "tcp.web" }, result.OutputAs<ModuleResource>().Select(r => r.Resource));
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("ResourceNotFound,ServiceKeeper.Commands.GetSKResourceCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.ObjectNotFound, error.CategoryInfo.Category);
+            Assert.Equal("n1", Assert.Single(_engine.Requests).Query["node"]);
+        }
+
+        [Fact]
+        public void GetSKLog_SendsTail_AndWritesTheLinesOldestFirst()
+        {
+            var t0 = DateTime.UtcNow;
+            _engine.On("GET", "/v1/modules/web/log", _ => new[]
+            {
+                new LogLine { Module = "web", Node = "n2", Sequence = 7, TimeUtc = t0.AddSeconds(2), Source = "module", Text = "web: SECOND" },
+                new LogLine { Module = "web", Node = "n1", Sequence = 40, TimeUtc = t0.AddSeconds(1), Source = "start_prim", Text = "started" },
+            });
+
+            var result = Run("Get-SKLog -Name web -Tail 2");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Equal(new[] { "started", "web: SECOND" }, result.OutputAs<LogLine>().Select(l => l.Text));
+            var query = Assert.Single(_engine.Requests).Query;
+            Assert.Equal("2", query["tail"]);
+            Assert.False(query.ContainsKey("node"));
+        }
+
+        [Fact]
+        public void GetSKLog_Follow_WritesTheNewLinesOfEachNodeOnce_UntilCtrlC()
+        {
+            // Each node's log grows by one line every time it is asked for lines after a sequence.
+            var logs = new Dictionary<string, List<LogLine>>
+            {
+                ["n1"] = new() { new LogLine { Module = "web", Node = "n1", Sequence = 1, TimeUtc = DateTime.UtcNow, Text = "n1 #1" } },
+                ["n2"] = new(),
+            };
+            _engine.On("GET", "/v1/modules", _ => new[] { M("web") });
+            _engine.On("GET", "/v1/modules/web/log", r =>
+            {
+                lock (logs)
+                {
+                    var nodes = r.Query.TryGetValue("node", out var node) ? new[] { node } : logs.Keys.ToArray();
+                    if (r.Query.ContainsKey("after"))
+                        foreach (var n in nodes)
+                            logs[n].Add(new LogLine { Module = "web", Node = n, Sequence = logs[n].Count + 1, TimeUtc = DateTime.UtcNow, Text = $"{n} #{logs[n].Count + 1}" });
+                    var after = r.Query.TryGetValue("after", out var a) ? long.Parse(a) : long.MinValue;
+                    var tail = int.Parse(r.Query["tail"]);
+                    return nodes.SelectMany(n => logs[n].Where(l => l.Sequence > after).TakeLast(tail)).ToList();
+                }
+            });
+
+            using var ps = PowerShell.Create();
+            ps.Runspace = _ps.Runspace;
+            ps.AddScript(Prelude + "Get-SKLog -Name web -Follow");
+            var output = new PSDataCollection<PSObject>();
+            var running = ps.BeginInvoke<PSObject, PSObject>(null, output);
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (_engine.Requests.Count(r => r.Query.ContainsKey("after")) < 6 && DateTime.UtcNow < deadline) Thread.Sleep(50);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            ps.Stop();
+            Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(running));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"stopping took {clock.Elapsed}");
+
+            var lines = output.Select(o => (LogLine)o.BaseObject).ToList();
+            Assert.Equal("n1 #1", lines[0].Text);
+            foreach (var node in new[] { "n1", "n2" })
+            {
+                var sequences = lines.Where(l => l.Node == node).Select(l => l.Sequence).ToList();
+                Assert.Equal(Enumerable.Range(1, sequences.Count).Select(i => (long)i), sequences); // each line once, none lost
+                Assert.True(sequences.Count >= 2, $"{node}: {sequences.Count} line(s)");
+            }
+            // Each poll of a node asks for what follows the last line seen there.
+            var n1Polls = _engine.Requests.Where(r => r.Query.TryGetValue("node", out var n) && n == "n1" && r.Query.ContainsKey("after")).ToList();
+            Assert.Equal("1", n1Polls[0].Query["after"]);
+            Assert.Equal("2", n1Polls[1].Query["after"]);
+        }
     }
 }

@@ -8,14 +8,18 @@ param(
 BeforeDiscovery {
     $script:Commands = @(
         'Connect-SKCluster', 'Disconnect-SKCluster', 'New-SKCluster', 'Get-SKCluster', 'Remove-SKCluster',
-        'Get-SKNode', 'Test-SKCluster', 'Get-SKState', 'Get-SKModule', 'Remove-SKModule'
+        'Get-SKNode', 'Test-SKCluster', 'Get-SKState', 'Get-SKModule', 'Remove-SKModule',
+        'Add-SKMirrorModule', 'Start-SKModule', 'Stop-SKModule', 'Restart-SKModule', 'Start-SKSwap',
+        'Set-SKPrimary', 'Set-SKSecondary', 'Wait-SKState', 'Get-SKLog', 'Get-SKResource', 'Set-SKMaintenance'
     )
     $script:Views = @(
         @{ Type = 'ServiceKeeper.Contracts.ClusterInfo'; View = 'ServiceKeeper.Cluster'; Columns = 'Name', 'Nodes', 'Networks', 'CreatedUtc', 'Id' }
         @{ Type = 'ServiceKeeper.Contracts.NodeStatus'; View = 'ServiceKeeper.Node'; Columns = 'Name', 'Reachable', 'EngineVersion', 'ClockOffsetMs', 'Addresses' }
         @{ Type = 'ServiceKeeper.Contracts.ClusterCheck'; View = 'ServiceKeeper.ClusterCheck'; Columns = 'Check', 'Node', 'Network', 'Result', 'Reason' }
         @{ Type = 'ServiceKeeper.Contracts.ModuleInfo'; View = 'ServiceKeeper.Module'; Columns = 'Name', 'Kind', 'Nodes', 'InstalledUtc', 'Scripts' }
-        @{ Type = 'ServiceKeeper.Contracts.ModuleState'; View = 'ServiceKeeper.ModuleState'; Columns = 'Module', 'Node', 'State', 'Ready', 'Reason' }
+        @{ Type = 'ServiceKeeper.Contracts.ModuleState'; View = 'ServiceKeeper.ModuleState'; Columns = 'Module', 'Node', 'State', 'Status', 'Reason' }
+        @{ Type = 'ServiceKeeper.Contracts.ModuleResource'; View = 'ServiceKeeper.ModuleResource'; Columns = 'Node', 'Resource', 'Value', 'Action', 'Reason' }
+        @{ Type = 'ServiceKeeper.Contracts.LogLine'; View = 'ServiceKeeper.LogLine'; Columns = 'Time', 'Node', 'Source', 'Text' }
         @{ Type = 'ServiceKeeper.Commands.SKConnection'; View = 'ServiceKeeper.Connection'; Columns = 'ComputerName', 'NodeName', 'ClusterName', 'EngineVersion' }
     )
 }
@@ -116,6 +120,61 @@ Describe 'Rendering' {
         }
         $text = $states | Format-Table | Out-String -Width 200
         foreach ($state in 'STOP', 'WAIT', 'ALONE', 'PRIM', 'SECOND', 'UP') { $text | Should -Match $state }
+    }
+
+    It 'shows Ready or Transient, and the resynchronisation progress in the reason' {
+        $s = [ServiceKeeper.Contracts.ModuleState]::new()
+        $s.Module = 'sql'; $s.Node = 'n2'; $s.State = 'SECOND'; $s.Ready = $false; $s.Reason = 'resynchronising'
+        $s.ResyncBytesDone = 30; $s.ResyncBytesTotal = 120
+        $r = [ServiceKeeper.Contracts.ModuleState]::new()
+        $r.Module = 'sql'; $r.Node = 'n1'; $r.State = 'PRIM'; $r.Ready = $true
+        $text = $r, $s | Format-Table | Out-String -Width 200
+        $text | Should -Match 'n1\s+PRIM\s+Ready'
+        $text | Should -Match 'n2\s+SECOND\s+Transient\s+resynchronising, resync 25 %'
+    }
+
+    It 'shows an unreachable node as unreachable, with the error' {
+        $s = [ServiceKeeper.Contracts.ModuleState]::new()
+        $s.Module = 'sql'; $s.Node = 'n2'; $s.Reachable = $false; $s.Error = 'connection refused'
+        $s | Format-Table | Out-String -Width 200 | Should -Match 'n2\s+unreachable\s+connection refused'
+    }
+
+    It 'colours states as REFERENCE.md says when the host renders colours' {
+        # The view's colour code as a host that renders colours runs it (its host test made true): the escape code it writes.
+        $view = (Get-FormatData -TypeName ServiceKeeper.Contracts.ModuleState).FormatViewDefinition[0].Control.Rows[0].Columns[2].DisplayEntry.Value
+        $code = $view -replace 'if \(\$Host\.UI\.SupportsVirtualTerminal[^{]*\{', 'if ($true) {'
+        $code | Should -Not -Be $view
+        $colour = {
+            param($State, $Ready)
+            $row = [ServiceKeeper.Contracts.ModuleState]::new(); $row.State = $State; $row.Ready = $Ready
+            $text = $row | ForEach-Object ([scriptblock]::Create($code))
+            if ($text -match '\[([0-9;]+)m') { $Matches[1] } else { 'none' }
+        }
+        $red = '31'; $green = '32'; $orange = '38;5;208'
+        & $colour STOP $true | Should -Be $red
+        & $colour WAIT $false | Should -Be $orange
+        & $colour WAIT $true | Should -Be $red
+        & $colour ALONE $false | Should -Be $orange
+        & $colour ALONE $true | Should -Be $green
+        & $colour PRIM $false | Should -Be $green
+        & $colour PRIM $true | Should -Be $green
+        & $colour SECOND $false | Should -Be $orange
+        & $colour SECOND $true | Should -Be $green
+        & $colour UP $true | Should -Be $green
+    }
+
+    It 'formats resources with their value' {
+        $r = [ServiceKeeper.Contracts.ModuleResource]::new()
+        $r.Module = 'sql'; $r.Node = 'n1'; $r.Resource = 'tcp.db'; $r.Value = 'down'; $r.Action = 'restart'; $r.Reason = 'refused'
+        $r | Format-Table | Out-String -Width 200 | Should -Match 'n1\s+tcp\.db\s+down\s+restart\s+refused'
+    }
+
+    It 'formats log lines in local time' {
+        $l = [ServiceKeeper.Contracts.LogLine]::new()
+        $l.Module = 'sql'; $l.Node = 'n1'; $l.Source = 'module'; $l.Text = 'sql: SECOND -> ALONE'
+        $l.TimeUtc = [datetime]::SpecifyKind([datetime]'2030-01-02 03:04:05.678', 'Utc')
+        $local = $l.TimeUtc.ToLocalTime().ToString('yyyy-MM-dd HH:mm:ss.fff')
+        $l | Format-Table | Out-String -Width 200 | Should -Match ([regex]::Escape($local) + '\s+n1\s+module\s+sql: SECOND -> ALONE')
     }
 
     It 'formats cluster checks without errors' {

@@ -19,8 +19,8 @@ public sealed class EngineLab : IDisposable
     {
         _output = output;
         int n = Interlocked.Increment(ref _counter);
-        // Unique per test and per process, so labs of parallel tests never meet.
-        var prefix = $"ske{Environment.ProcessId % 10000}x{n}";
+        // Unique per test and per process, so labs of parallel tests never meet: "sk" + 3 + up to 4 base-36 digits.
+        var prefix = "sk" + Base36(Environment.ProcessId % (36 * 36 * 36)).PadLeft(3, '0') + Base36(n);
         options ??= new NetLabOptions();
         options.Subnet = (Environment.ProcessId + n * 7) % 250;
         Lab = NetLab.Create(prefix, nodes, options);
@@ -37,6 +37,14 @@ public sealed class EngineLab : IDisposable
     }
 
     public NetLab Lab { get; }
+
+    private static string Base36(int value)
+    {
+        const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+        var text = "";
+        do { text = digits[value % 36] + text; value /= 36; } while (value > 0);
+        return text;
+    }
 
     public IReadOnlyList<LabNode> Nodes => Lab.Nodes;
 

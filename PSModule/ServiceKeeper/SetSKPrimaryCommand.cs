@@ -50,9 +50,9 @@ namespace ServiceKeeper.Commands
         private bool ForceNeedsConfirmation()
         {
             if (MyInvocation.BoundParameters.ContainsKey("Confirm")) return false;
+            // A $ConfirmPreference set in a child scope is a new, untyped variable: 'None' is then a string.
             var preference = SessionState.PSVariable.GetValue("ConfirmPreference");
-            if (preference is PSObject wrapped) preference = wrapped.BaseObject;
-            return !(preference is ConfirmImpact impact) || impact != ConfirmImpact.None;
+            return !LanguagePrimitives.TryConvertTo(preference, out ConfirmImpact impact) || impact != ConfirmImpact.None;
         }
     }
 }

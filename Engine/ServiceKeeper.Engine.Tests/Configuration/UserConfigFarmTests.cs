@@ -57,9 +57,9 @@ namespace ServiceKeeper.Engine.Tests.Configuration
             var config = UserConfigFile.Parse("""<service mode="farm"/>""", UserFile, ThreeNodeCluster());
 
             Assert.Equal(new[] { "n1", "n2", "n3" }, config.Nodes);
-            Assert.Equal(TimeSpan.FromMilliseconds(100), config.Farm!.Pulse);
-            Assert.Equal(10, config.Farm.MasterLostCount);
-            Assert.Equal(10, config.Farm.SlaveLostCount);
+            Assert.Equal(TimeSpan.FromMilliseconds(50), config.Farm!.Pulse);
+            Assert.Equal(30, config.Farm.MasterLostCount);
+            Assert.Equal(30, config.Farm.SlaveLostCount);
             // n3 has no address on LAN2, so only LAN1 links the whole farm.
             Assert.Equal(new[] { "LAN1" }, config.Farm.Lans);
         }

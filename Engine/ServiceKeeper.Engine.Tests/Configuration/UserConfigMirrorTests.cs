@@ -125,7 +125,7 @@ namespace ServiceKeeper.Engine.Tests.Configuration
             Assert.Equal(3, config.MaxLoop);
             Assert.Equal(TimeSpan.FromHours(24), config.LoopInterval);
             // Detection in about 1.5 s: the SafeKit default of 30 s is the bar to beat.
-            Assert.Equal(TimeSpan.FromMilliseconds(300), config.Heart!.Pulse);
+            Assert.Equal(TimeSpan.FromMilliseconds(50), config.Heart!.Pulse);
             Assert.Equal(TimeSpan.FromMilliseconds(1500), config.Heart.Timeout);
             Assert.Null(config.Heart.Port);
             Assert.Equal(new[] { "LAN1", "LAN2" }, config.Heart.Heartbeats);

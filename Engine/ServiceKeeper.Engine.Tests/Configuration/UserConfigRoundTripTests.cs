@@ -51,7 +51,7 @@ namespace ServiceKeeper.Engine.Tests.Configuration
             var xml = UserConfigFile.ToXml(UserConfigFile.Load(PathOf("mirror-minimal.xml"), TwoNodeCluster()));
 
             Assert.Contains("<service mode=\"mirror\" defaultprim=\"alone\" failover=\"on\" maxloop=\"3\" loop_interval=\"1d\" boot=\"on\">", xml);
-            Assert.Contains("<heart pulse=\"300ms\" timeout=\"1500ms\">", xml);
+            Assert.Contains("<heart pulse=\"50ms\" timeout=\"1500ms\">", xml);
             Assert.Contains("<heartbeat name=\"LAN2\" />", xml);
             Assert.Contains("<rfs async=\"second\" locktimeout=\"100s\" sendtimeout=\"30s\">", xml);
             Assert.DoesNotContain("\r", xml);

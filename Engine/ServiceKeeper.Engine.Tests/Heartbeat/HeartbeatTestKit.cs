@@ -57,14 +57,21 @@ namespace ServiceKeeper.Engine.Tests.Heartbeat
             lock (_events) return _events.ToArray();
         }
 
-        public T WaitFor<T>(Func<T, bool>? match = null) where T : HeartbeatEvent
+        public int Count
+        {
+            get { lock (_events) return _events.Count; }
+        }
+
+        /// <summary>The first event of type T (matching, and at index <paramref name="from"/> or later) that arrives
+        /// within the test's patience.</summary>
+        public T WaitFor<T>(Func<T, bool>? match = null, int from = 0) where T : HeartbeatEvent
         {
             var deadline = Stopwatch.StartNew();
             lock (_events)
             {
                 while (true)
                 {
-                    var found = _events.OfType<T>().FirstOrDefault(e => match?.Invoke(e) ?? true);
+                    var found = _events.Skip(from).OfType<T>().FirstOrDefault(e => match?.Invoke(e) ?? true);
                     if (found != null) return found;
                     var left = HeartbeatTestKit.Patience - deadline.Elapsed;
                     if (left <= TimeSpan.Zero)

@@ -1,5 +1,6 @@
 // Heartbeat settings: <heart> for a mirror, <farm> for a farm. Defaults detect a lost node in about
-// 1.5 s (mirror) and 1 s (farm); SafeKit's mirror default of 30 s is the figure to beat.
+// 1.5 s; SafeKit's mirror default of 30 s is the figure to beat. A short pulse rather than a long
+// timeout keeps false failovers away on a lossy network: see Heartbeat/HeartbeatDefaults.cs.
 using System;
 using System.Collections.Generic;
 
@@ -7,8 +8,8 @@ namespace ServiceKeeper.Engine.Configuration
 {
     public sealed class HeartConfig
     {
-        public static readonly TimeSpan DefaultPulse = TimeSpan.FromMilliseconds(300);
-        public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMilliseconds(1500);
+        public static readonly TimeSpan DefaultPulse = Heartbeat.HeartbeatDefaults.MirrorPulse;
+        public static readonly TimeSpan DefaultTimeout = Heartbeat.HeartbeatDefaults.MirrorTimeout;
 
         public TimeSpan Pulse { get; set; } = DefaultPulse;
 
@@ -25,9 +26,9 @@ namespace ServiceKeeper.Engine.Configuration
 
     public sealed class FarmConfig
     {
-        public static readonly TimeSpan DefaultPulse = TimeSpan.FromMilliseconds(100);
-        public const int DefaultMasterLostCount = 10;
-        public const int DefaultSlaveLostCount = 10;
+        public static readonly TimeSpan DefaultPulse = Heartbeat.HeartbeatDefaults.FarmPulse;
+        public const int DefaultMasterLostCount = Heartbeat.HeartbeatDefaults.FarmLostCount;
+        public const int DefaultSlaveLostCount = Heartbeat.HeartbeatDefaults.FarmLostCount;
 
         public TimeSpan Pulse { get; set; } = DefaultPulse;
 

@@ -6,6 +6,9 @@
 // the first copy is news, a copy on another ring proves that ring alive, a second copy on the same ring is
 // a replay. A recorded packet can therefore refresh each ring at most once, which keeps an attacker from
 // holding a dead peer "alive" by replaying its last heartbeats.
+// Limit: the guard lives as long as this engine. After it restarts, a recorded stream of a peer that is
+// down by then would be accepted again (send times are not trusted: clocks may differ); a live peer's
+// newer incarnation supersedes such a stream at once.
 using System;
 
 namespace ServiceKeeper.Engine.Heartbeat

@@ -108,13 +108,13 @@ namespace ServiceKeeper.Engine.Scripts
                     {
                         timedOut = !ct.IsCancellationRequested;
                         await KillTreeAsync(process, invocation).ConfigureAwait(false);
-                        if (timedOut)
-                            WriteModuleLog(invocation.Module, invocation.Source, $"timed out after {Format(invocation.Timeout)}: killed with its child processes");
                     }
                 }
 
                 await Task.WhenAny(output, Task.Delay(OutputDrainGrace, _time, CancellationToken.None)).ConfigureAwait(false);
                 ct.ThrowIfCancellationRequested();
+                if (timedOut)
+                    WriteModuleLog(invocation.Module, invocation.Source, $"timed out after {Format(invocation.Timeout)}: killed with its child processes");
 
                 var exitCode = timedOut || !process.HasExited ? TimedOutExitCode : process.ExitCode;
                 var duration = Elapsed();
