@@ -1028,14 +1028,30 @@ namespace ServiceKeeper.Cmdlets.Tests
             Assert.Single(_engine.Requests);
         }
 
-        [Fact]
-        public void WaitSKState_ModuleNotInstalled_IsModuleNotFound_AtOnce()
+        [Theory]
+        [InlineData(false)] // the engine's answer: no state rows for a module it does not have
+        [InlineData(true)]  // an engine that says ModuleNotFound
+        public void WaitSKState_ModuleNotInstalled_IsModuleNotFound_AtOnce(bool engineSaysNotFound)
         {
-            _engine.Fail("GET", "/v1/state", 404, ErrorIds.ModuleNotFound, "No module named 'nope'.");
+            if (engineSaysNotFound) _engine.Fail("GET", "/v1/state", 404, ErrorIds.ModuleNotFound, "No module named 'nope'.");
+            else _engine.On("GET", "/v1/state", _ => Array.Empty<ModuleState>());
 
-            var result = Run("Wait-SKState -Name nope -Node n1 -State PRIM");
+            var result = Run("Wait-SKState -Name nope -Node n1 -State PRIM -Timeout 30");
 
             Assert.Equal(new[] { "ModuleNotFound,ServiceKeeper.Commands.WaitSKStateCommand" }, result.ErrorIds);
+            Assert.Single(_engine.Requests);
+        }
+
+        [Fact]
+        public void GetSKLog_TailZero_AsksForOneLinePerNode_AndWritesNone()
+        {
+            _engine.On("GET", "/v1/modules/web/log", _ => new[] { new LogLine { Module = "web", Node = "n1", Sequence = 9, Text = "old" } });
+
+            var result = Run("Get-SKLog -Name web -Tail 0");
+
+            Assert.True(result.Succeeded, result.ToString());
+            Assert.Empty(result.Output);
+            Assert.Equal("1", Assert.Single(_engine.Requests).Query["tail"]);
         }
 
         [Fact]
@@ -1091,9 +1107,11 @@ namespace ServiceKeeper.Cmdlets.Tests
                     if (r.Query.ContainsKey("after"))
                         foreach (var n in nodes)
                             logs[n].Add(new LogLine { Module = "web", Node = n, Sequence = logs[n].Count + 1, TimeUtc = DateTime.UtcNow, Text = $"{n} #{logs[n].Count + 1}" });
-                    var after = r.Query.TryGetValue("after", out var a) ? long.Parse(a) : long.MinValue;
+                    // As the engine pages: the last `tail` lines, or the first `tail` lines after `after`.
                     var tail = int.Parse(r.Query["tail"]);
-                    return nodes.SelectMany(n => logs[n].Where(l => l.Sequence > after).TakeLast(tail)).ToList();
+                    return nodes.SelectMany(n => r.Query.TryGetValue("after", out var a)
+                        ? logs[n].Where(l => l.Sequence > long.Parse(a)).Take(tail)
+                        : logs[n].TakeLast(tail)).ToList();
                 }
             });
 
@@ -1117,7 +1135,8 @@ namespace ServiceKeeper.Cmdlets.Tests
                 Assert.Equal(Enumerable.Range(1, sequences.Count).Select(i => (long)i), sequences); // each line once, none lost
                 Assert.True(sequences.Count >= 2, $"{node}: {sequences.Count} line(s)");
             }
-            // Each poll of a node asks for what follows the last line seen there.
+            // Each poll of a node asks for what follows the last line seen there, as many as the engine serves.
+            Assert.All(_engine.Requests, r => Assert.InRange(int.Parse(r.Query.GetValueOrDefault("tail", "1")), 1, 5000));
             var n1Polls = _engine.Requests.Where(r => r.Query.TryGetValue("node", out var n) && n == "n1" && r.Query.ContainsKey("after")).ToList();
             Assert.Equal("1", n1Polls[0].Query["after"]);
             Assert.Equal("2", n1Polls[1].Query["after"]);

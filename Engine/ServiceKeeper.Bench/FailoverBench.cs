@@ -7,6 +7,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Threading;
+using System.Threading.Tasks;
 
 namespace ServiceKeeper.Bench;
 
@@ -135,6 +136,7 @@ public sealed class FailoverBench
         var result = new TrialResult { Scenario = id, Trial = trial };
         var ready = Stopwatch.StartNew();
         var cut = false;
+        CancellationTokenSource? stopWatching = null;
         try
         {
             target.MakeReady(ReadyTimeout);
@@ -152,6 +154,14 @@ public sealed class FailoverBench
             var cutAt = Tools.NowMs();
             target.Lab.Cut(target.Primary);
             cut = true;
+            // Meanwhile: when does the cut node stop serving? Until then it still holds the VIP.
+            stopWatching = CancellationTokenSource.CreateLinkedTokenSource(_ct);
+            var watchToken = stopWatching.Token;
+            var stoodDown = Task.Run(() =>
+            {
+                Tools.WaitFor(target.PrimaryStoodDown, $"{primary} to stop serving", FailoverTimeout, watchToken, target.Describe, pollMs: 50);
+                return Tools.NowMs() - cutAt;
+            }, watchToken);
             Tools.WaitFor(() => poller.Snapshot().Any(a => a.AtMs > cutAt && a.Node == backup) || poller.HasExited,
                 $"an answer from {backup}", FailoverTimeout, _ct, () => Summary(poller) + "; " + target.Describe());
 
@@ -163,19 +173,19 @@ public sealed class FailoverBench
             result.CutToNewMs = firstNew - cutAt;
             result.LastOldToCutMs = cutAt - lastOld;
             result.FailedRequests = answers.Count(a => a.Node == null && a.AtMs > lastOld && a.AtMs < firstNew);
-
-            // Heal only once n1 stopped serving, or it returns still holding the VIP (see PrimaryStoodDown).
-            Tools.WaitFor(target.PrimaryStoodDown, $"{primary} to stop serving", FailoverTimeout, _ct, target.Describe, pollMs: 20);
-            result.CutToStoodDownMs = Tools.NowMs() - cutAt;
+            // Heal only once n1 stopped serving, or it would return still holding the VIP.
+            result.CutToStoodDownMs = stoodDown.GetAwaiter().GetResult();
             result.Ok = true;
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !_ct.IsCancellationRequested)
         {
             result.Note = FirstLine(e.Message);
             _out.WriteLine($"      {e.Message}");
         }
         finally
         {
+            stopWatching?.Cancel();
+            stopWatching?.Dispose();
             if (cut)
             {
                 try { target.Lab.Heal(target.Primary); }

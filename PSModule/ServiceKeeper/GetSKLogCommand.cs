@@ -15,8 +15,8 @@ namespace ServiceKeeper.Commands
     public sealed class GetSKLogCommand : SKSingleModuleCommandBase
     {
         private static readonly TimeSpan FollowInterval = TimeSpan.FromMilliseconds(500);
-        // With -Follow, each poll asks for what came after the last line seen: at most this many lines per node.
-        private const int FollowBatch = 10000;
+        // The engine serves 1 to 5000 lines per node and call (and 50 for any other count).
+        private const int MaxLines = 5000;
 
         /// <summary>One node of the module; all its nodes when not given.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -24,9 +24,9 @@ namespace ServiceKeeper.Commands
         [ArgumentCompleter(typeof(NodeNameCompleter))]
         public string? Node { get; set; }
 
-        /// <summary>How many of the last lines to get (per node).</summary>
+        /// <summary>How many of the last lines to get, per node; 0 with -Follow: only new lines.</summary>
         [Parameter]
-        [ValidateRange(0, 100000)]
+        [ValidateRange(0, MaxLines)]
         public int Tail { get; set; } = 50;
 
         /// <summary>Keep writing new lines as they come, until Ctrl+C.</summary>
@@ -37,9 +37,11 @@ namespace ServiceKeeper.Commands
         {
             var name = Name;
             var node = Node;
-            if (!TryCall((client, ct) => client.GetLogAsync(name, node, Tail, null, ct), name, out var lines)) return;
+            // -Tail 0 still asks for one line per node (the engine has no "0"): to know where new lines start.
+            if (!TryCall((client, ct) => client.GetLogAsync(name, node, Math.Max(Tail, 1), null, ct), name, out var lines)) return;
             var last = new Dictionary<string, long>(StringComparer.OrdinalIgnoreCase);
-            Write(lines, last);
+            if (Tail > 0) Write(lines, last);
+            else foreach (var line in lines) last[line.Node] = last.TryGetValue(line.Node, out var seen) ? Math.Max(seen, line.Sequence) : line.Sequence;
             if (Follow) FollowLog(name, last);
         }
 
@@ -69,7 +71,7 @@ namespace ServiceKeeper.Commands
                     {
                         if (last.TryGetValue(node, out var seen))
                         {
-                            Write(Client.GetLogAsync(name, node, FollowBatch, seen, StopToken).GetAwaiter().GetResult(), last);
+                            Write(Client.GetLogAsync(name, node, MaxLines, seen, StopToken).GetAwaiter().GetResult(), last);
                         }
                         else
                         {

@@ -108,7 +108,14 @@ namespace ServiceKeeper.Commands
             var rows = Last!;
             if (_nodes == null)
             {
-                if (rows.Count == 0) return; // nothing known yet: ask again
+                if (rows.Count == 0)
+                {
+                    // The engine has a row for every node of an installed module (unreachable ones included):
+                    // no row at all means no such module.
+                    cmdlet.WriteError(ErrorIds.ModuleNotFound, $"No module named '{Module}' is installed in the cluster.", Module);
+                    Finished = true;
+                    return;
+                }
                 if (Node != null)
                 {
                     if (!rows.Any(r => string.Equals(r.Node, Node, StringComparison.OrdinalIgnoreCase)))

@@ -14,32 +14,43 @@ namespace ServiceKeeper.Engine.Modules
 {
     public sealed class ModuleControl(EngineOptions options, ClusterService cluster, ModuleStore store, ModuleRuntime runtime, PeerClients peers)
     {
+        /// <summary>How long a state query waits for one node: an admin watching a failover wants answers, not timeouts.</summary>
+        public static readonly TimeSpan StateTimeout = TimeSpan.FromSeconds(1.5);
+
         /// <summary>Every module on every node (or one module), unreachable nodes reported as such.</summary>
         public async Task<List<ModuleState>> GetStateAsync(string? module, CancellationToken ct)
         {
             var config = cluster.RequireCluster();
-            var known = store.List();
+            var unreachable = new List<(string Node, string Error)>();
             var perNode = await Task.WhenAll(config.Nodes.Select(async node =>
             {
                 if (node.Name == options.NodeName) return runtime.LocalStates();
-                using var client = peers.ForMember(node);
+                using var client = peers.ForMember(node, timeout: StateTimeout);
                 try
                 {
                     return await client.GetLocalStateAsync(ct);
                 }
                 catch (SKApiException ex) when (ex.ErrorId is ErrorIds.NodeUnreachable or ErrorIds.AuthenticationFailed)
                 {
-                    // Modules this node knows to run there, shown as unreachable.
-                    return known.Where(m => m.Nodes.Contains(node.Name)).Select(m => new ModuleState
-                    {
-                        Module = m.Name, Node = node.Name, Kind = m.Kind, Reachable = false, Error = ex.Message,
-                    }).ToList();
+                    lock (unreachable) unreachable.Add((node.Name, ex.Message));
+                    return [];
                 }
             }));
-            return perNode.SelectMany(s => s)
-                .Where(s => module == null || s.Module == module)
-                .OrderBy(s => s.Module, StringComparer.Ordinal).ThenBy(s => s.Node, StringComparer.Ordinal)
-                .ToList();
+            var states = perNode.SelectMany(s => s).Where(s => module == null || s.Module == module).ToList();
+            if (unreachable.Count > 0)
+            {
+                // A node that does not answer still belongs to its modules: show it, as unreachable.
+                var modules = states.Select(s => s.Module).Append(module).OfType<string>().Distinct().ToList();
+                foreach (var name in modules)
+                {
+                    List<string> nodes;
+                    try { nodes = await ModuleNodesAsync(name, ct); }
+                    catch (SKApiException) { continue; }
+                    foreach (var (node, error) in unreachable.Where(u => nodes.Contains(u.Node)))
+                        states.Add(new ModuleState { Module = name, Node = node, Kind = states.FirstOrDefault(s => s.Module == name)?.Kind ?? "", Reachable = false, Error = error });
+                }
+            }
+            return states.OrderBy(s => s.Module, StringComparer.Ordinal).ThenBy(s => s.Node, StringComparer.Ordinal).ToList();
         }
 
         /// <summary>Sends an admin command to the module's nodes (or the one named) in the order it needs.</summary>
@@ -174,7 +185,7 @@ namespace ServiceKeeper.Engine.Modules
             var config = cluster.RequireCluster();
             foreach (var node in config.Nodes.Where(n => n.Name != options.NodeName))
             {
-                using var client = peers.ForMember(node);
+                using var client = peers.ForMember(node, timeout: StateTimeout);
                 try
                 {
                     if ((await client.GetModulesAsync(ct)).FirstOrDefault(m => m.Name == module) is { } info) return info.Nodes;
