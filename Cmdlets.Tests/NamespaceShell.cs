@@ -93,8 +93,9 @@ namespace ServiceKeeper.Cmdlets.Tests
         /// <summary>The folder with dotnet-tools.json, where `dotnet pwsh` resolves.</summary>
         private static string RepositoryRoot()
         {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "dotnet-tools.json"))) return dir.FullName;
+            foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory(), Path.GetDirectoryName(PowerShellHost.FindModuleManifest())! })
+                for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+                    if (File.Exists(Path.Combine(dir.FullName, "dotnet-tools.json"))) return dir.FullName;
             throw new InvalidOperationException("dotnet-tools.json not found above " + AppContext.BaseDirectory + "; run `dotnet tool restore` in the repository.");
         }
     }

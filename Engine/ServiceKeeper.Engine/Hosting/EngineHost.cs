@@ -61,7 +61,12 @@ namespace ServiceKeeper.Engine.Hosting
             builder.Host.UseWindowsService(o => o.ServiceName = "ServiceKeeper");
             builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
             builder.Logging.ClearProviders();
-            builder.Logging.AddNLog();
+            // Keep the filters below: by default the NLog provider drops the logging builder's filters.
+            builder.Logging.AddNLog(new NLogProviderOptions { RemoveLoggerFactoryFilter = false });
+            // ASP.NET Core's and HttpClient's own chatter only when it matters.
+            builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+            builder.Logging.AddFilter("System", LogLevel.Warning);
+            builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
                 kestrel.AddServerHeader = false;

@@ -24,9 +24,6 @@ namespace ServiceKeeper.Engine.Hosting
                 AutoFlush = true,
             };
             var console = new ConsoleTarget("console") { Layout = Layout };
-            // ASP.NET Core's and HttpClient's own chatter only when it matters.
-            config.LoggingRules.Add(new LoggingRule("Microsoft.*") { FinalMinLevel = LogLevel.Warn });
-            config.LoggingRules.Add(new LoggingRule("System.*") { FinalMinLevel = LogLevel.Warn });
             config.AddRule(LogLevel.Info, LogLevel.Fatal, file);
             config.AddRule(LogLevel.Info, LogLevel.Fatal, console);
             return config;
