@@ -143,6 +143,7 @@ function Invoke-Demo {
 mkdir -p "$SK_MODULE_DIR/www" && echo "$SK_NODE" > "$SK_MODULE_DIR/www/index.html"
 setsid python3 -m http.server 8080 --directory "$SK_MODULE_DIR/www" > /dev/null 2>&1 < /dev/null &
 echo $! > "$SK_MODULE_DIR/http.pid"
+for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done
 '@
         Set-Content (Join-Path $scripts 'stop_prim') -Value @'
 #!/bin/sh

@@ -11,7 +11,9 @@ namespace ServiceKeeper.Cmdlets.Tests
     public class MirrorEndToEndTests(ITestOutputHelper output)
     {
         private const string StartPrim = "#!/bin/sh\nmkdir -p \"$SK_MODULE_DIR/www\" && echo \"$SK_NODE\" > \"$SK_MODULE_DIR/www/index.html\"\n" +
-            "setsid python3 -m http.server 8080 --directory \"$SK_MODULE_DIR/www\" > /dev/null 2>&1 < /dev/null &\necho $! > \"$SK_MODULE_DIR/http.pid\"\n";
+            "setsid python3 -m http.server 8080 --directory \"$SK_MODULE_DIR/www\" > /dev/null 2>&1 < /dev/null &\necho $! > \"$SK_MODULE_DIR/http.pid\"\n" +
+            // Ready when it answers: the module is PRIM only once the application serves.
+            "for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done\n";
         private const string StopPrim = "#!/bin/sh\n[ -f \"$SK_MODULE_DIR/http.pid\" ] && kill \"$(cat \"$SK_MODULE_DIR/http.pid\")\" 2>/dev/null\nrm -f \"$SK_MODULE_DIR/http.pid\"; exit 0\n";
 
         [Fact]

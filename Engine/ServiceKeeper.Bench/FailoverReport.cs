@@ -61,7 +61,8 @@ public sealed class FailoverReport
         sb.AppendLine(Inv, $"Run {_startedUtc:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {_trials} trial(s) per scenario, {keepalivedVersion}; took {_elapsed:mm\\:ss}.");
         sb.AppendLine("Two nodes and a client in network namespaces on one bridge. From the client, a new HTTP GET to VIP:8080 every");
         sb.AppendLine(Inv, $"{HttpPoller.IntervalMs} ms (each with a {HttpPoller.TimeoutMs} ms deadline); the application answers with its node's name. n1's cable is cut;");
-        sb.AppendLine("**RTO = first answer from n2 − last answer from n1.** p95 is nearest-rank.");
+        sb.AppendLine("**RTO = first answer from n2 − last answer from n1.** p95 is nearest-rank. The last column is how long the cut");
+        sb.AppendLine("node went on holding the VIP (keepalived: carrier lost → FAULT; ServiceKeeper: heartbeat timeout, then the witness probe).");
         sb.AppendLine();
         sb.AppendLine("| scenario | trials | median RTO (ms) | p95 (ms) | min (ms) | max (ms) | median cut→n2 answers (ms) | median cut→n1 released the VIP (ms) |");
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");

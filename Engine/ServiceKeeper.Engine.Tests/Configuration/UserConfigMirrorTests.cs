@@ -27,7 +27,7 @@ namespace ServiceKeeper.Engine.Tests.Configuration
             var heart = config.Heart!;
             Assert.Equal(TimeSpan.FromMilliseconds(200), heart.Pulse);
             Assert.Equal(TimeSpan.FromSeconds(1), heart.Timeout);
-            Assert.Equal(4800, heart.Port);
+            Assert.Null(heart.Port);
             Assert.Equal(new[] { "LAN1", "LAN2" }, heart.Heartbeats);
 
             var nic = Assert.Single(config.Vip.Interfaces);

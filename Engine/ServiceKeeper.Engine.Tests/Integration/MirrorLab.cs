@@ -25,6 +25,8 @@ namespace ServiceKeeper.Engine.Tests.Integration
             echo "$SK_NODE" > "$SK_MODULE_DIR/www/index.html"
             setsid python3 -m http.server 8080 --directory "$SK_MODULE_DIR/www" > "$SK_MODULE_DIR/http.log" 2>&1 < /dev/null &
             echo $! > "$SK_MODULE_DIR/http.pid"
+            # Ready when it answers: the module is PRIM only once the application serves.
+            for i in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done
             echo "started http server pid $(cat "$SK_MODULE_DIR/http.pid") ($1 -> $2, $3)"
             """;
 

@@ -125,7 +125,8 @@ namespace ServiceKeeper.Engine.Configuration
                 // One lost datagram must not be a failover.
                 if (heart.Timeout < heart.Pulse * 2)
                     throw Fail(heart, "timeout", $"heart timeout {TimeValue.Format(heart.Timeout)} is shorter than twice the pulse {TimeValue.Format(heart.Pulse)}: a single lost heartbeat would fail the module over.");
-                CheckPort(heart, "port", heart.Port);
+                CheckPulse(heart, heart.Pulse);
+                CheckHeartbeatPort(heart, heart.Port);
                 CheckLanNames(heart.Heartbeats, "heartbeat");
             }
             else
@@ -138,7 +139,8 @@ namespace ServiceKeeper.Engine.Configuration
                     throw Fail(farm, "mlost_count", $"mlost_count is {farm.MasterLostCount}; at least 2, or a single lost heartbeat would change the membership.");
                 if (farm.SlaveLostCount < 2)
                     throw Fail(farm, "slost_count", $"slost_count is {farm.SlaveLostCount}; at least 2, or a single lost heartbeat would change the membership.");
-                CheckPort(farm, "port", farm.Port);
+                CheckPulse(farm, farm.Pulse);
+                CheckHeartbeatPort(farm, farm.Port);
                 CheckLanNames(farm.Lans, "lan");
             }
         }
@@ -466,6 +468,19 @@ namespace ServiceKeeper.Engine.Configuration
         {
             if (value <= TimeSpan.Zero)
                 throw Fail(target, key, $"{key} is {(value < TimeSpan.Zero ? value.ToString() : "0")}; it must be greater than 0.");
+        }
+
+        private void CheckPulse(object target, TimeSpan pulse)
+        {
+            if (pulse < Heartbeat.HeartbeatChannel.MinPulse)
+                throw Fail(target, "pulse", $"pulse {TimeValue.Format(pulse)} is shorter than {TimeValue.Format(Heartbeat.HeartbeatChannel.MinPulse)}, the shortest the heartbeat sender keeps.");
+        }
+
+        /// <summary>Every module's heartbeats share the engine's one UDP port; the packet names the module.</summary>
+        private void CheckHeartbeatPort(object target, int? port)
+        {
+            if (port != null && port != Heartbeat.HeartbeatService.DefaultPort)
+                throw Fail(target, "port", $"port {port}: the heartbeats of every module share the engine's UDP port {Heartbeat.HeartbeatService.DefaultPort} (each packet names its module); leave port out.");
         }
 
         private void CheckPort(object target, string key, int? port)

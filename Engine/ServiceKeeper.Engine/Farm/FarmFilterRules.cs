@@ -6,8 +6,9 @@
 //                      integer, the type jhash yields; "type mark" is refused as a different datatype
 //                      and "typeof jhash ..." loads but makes nft 1.0.6 crash when listing it)
 //     chain prerouting (hook prerouting, priority raw): ip daddr VIP meta pkttype set host
-//                      Frames to the multicast MAC arrive as PACKET_MULTICAST and TCP drops those;
-//                      any prerouting priority works, raw is simply first.
+//                      Frames to the multicast MAC arrive as PACKET_MULTICAST and TCP drops those
+//                      (ping still works, so always test with TCP). TCP checks pkt_type only after
+//                      the hooks; raw priority simply sets it before anything else looks.
 //     chain input      (hook input, priority filter: after conntrack), per rule and VIP, in rule order:
 //                        ... ct state established,related accept     live sessions survive a rebalance
 //                        ... ct state new jhash <key> mod 256 seed S @owned accept

@@ -1,0 +1,145 @@
+// The properties every run must keep, each with a name a failing run reports. Ground truth comes from the
+// simulator (which writes the application was told are done, which node holds which write), never from
+// the machines' own opinion of their data.
+using System;
+using System.Linq;
+using ServiceKeeper.Engine.Mirror;
+
+namespace ServiceKeeper.Simulation
+{
+    public static class Invariants
+    {
+        /// <summary>With a witness configured, two applications never run at once where clients reach both.</summary>
+        public const string NoDoubleServingWithWitness = nameof(NoDoubleServingWithWitness);
+        /// <summary>A node whose application starts holds every write the application was told is done (witness runs;
+        /// without a witness a partition lets both nodes serve by design, and DivergenceDetected covers it).</summary>
+        public const string NoLostAcknowledgedWrite = nameof(NoLostAcknowledgedWrite);
+        /// <summary>A resynchronisation never overwrites acknowledged writes the source lacks (diverged data is reported, not merged).</summary>
+        public const string DivergenceDetected = nameof(DivergenceDetected);
+        /// <summary>A node never starts the application (without -Force) lacking writes acknowledged while it was down or stopped.</summary>
+        public const string StaleNodeNeverServes = nameof(StaleNodeNeverServes);
+        /// <summary>After the faults stop: PRIM + up-to-date SECOND within the bound, or a reported split brain of truly diverged data.</summary>
+        public const string ConvergesAfterFaults = nameof(ConvergesAfterFaults);
+
+        public static readonly string[] All =
+            [NoDoubleServingWithWitness, NoLostAcknowledgedWrite, DivergenceDetected, StaleNodeNeverServes, ConvergesAfterFaults];
+    }
+
+    public sealed partial class MirrorSimulation
+    {
+        private long _convergedAt = -1;
+        private readonly System.Collections.Generic.HashSet<SimNode> _adminChoseSecondary = new();
+
+        private void Fail(string invariant, string message)
+        {
+            if (_violation != null) return;
+            _violation = new Violation(invariant, message, Now);
+            Trace(null, $"VIOLATION {invariant}: {message}");
+            Trace(null, "state: " + string.Join("; ", _nodes.Select(n => n.Name + " " + n.Describe())));
+        }
+
+        private void CheckEveryStep()
+        {
+            var (a, b) = (_nodes[0], _nodes[1]);
+            if (_witness && a.Up && b.Up && a.AppRunning && b.AppRunning && a.Reachable && b.Reachable)
+                Fail(Invariants.NoDoubleServingWithWitness, $"both applications run and clients reach both ({a.Name}: {a.Describe()}; {b.Name}: {b.Describe()})");
+        }
+
+        private void CheckApplicationStart(SimNode n)
+        {
+            var relation = MirrorStateMachine.Relate(n.Disk.Generation, n.Disk.History, n.Peer.Disk.Generation, n.Peer.Disk.History);
+            // Without a witness a partition lets both nodes take over by design; their data then diverged (DivergenceDetected's business).
+            if (!n.ForcedSinceServing && (_witness || relation != DataRelation.Diverged))
+            {
+                var missed = _missedWhileAbsent[n].Where(id => !_discarded.Contains(id) && !n.DataSet.Contains(id)).Take(5).ToList();
+                if (missed.Count > 0)
+                {
+                    Fail(Invariants.StaleNodeNeverServes,
+                        $"{n.Name} started the application without -Force but lacks writes acknowledged while it was down or stopped: {string.Join(", ", missed)}");
+                    return;
+                }
+            }
+            if (!_witness) return;
+            var lost = _ackOrder.Where(id => !_discarded.Contains(id) && !n.DataSet.Contains(id)).Take(5).ToList();
+            if (lost.Count > 0)
+                Fail(Invariants.NoLostAcknowledgedWrite,
+                    $"{n.Name} started the application without acknowledged writes {string.Join(", ", lost)} (acknowledged at {string.Join(", ", lost.Select(id => TimeSpan.FromTicks(_acknowledged[id]).TotalSeconds.ToString("0.000") + "s"))})");
+        }
+
+        private void CheckResync(SimNode target, SimNode source)
+        {
+            if (source.Disk.Authoritative)
+            {
+                DiscardOnly(target, $"resync from {source.Name}, made authoritative by prim -Force");
+                return;
+            }
+            var merged = _ackOrder.Where(id => !_discarded.Contains(id) && target.DataSet.Contains(id) && !source.DataSet.Contains(id)).Take(5).ToList();
+            if (merged.Count > 0)
+                Fail(Invariants.DivergenceDetected,
+                    $"{target.Name} resynchronised from {source.Name} and silently lost acknowledged writes only it held: {string.Join(", ", merged)} " +
+                    $"(generations: {target.Disk.Generation ?? "-"} here, {source.Disk.Generation ?? "-"} there)");
+        }
+
+        private bool Converged(out string why)
+        {
+            var prim = _nodes.FirstOrDefault(n => n.Up && n.Machine!.State == MirrorStateName.Prim && n.Machine.Ready);
+            var second = prim?.Peer;
+            if (prim == null || second == null || !second.Up || second.Machine!.State != MirrorStateName.Second || !second.Machine.Ready)
+            {
+                why = "no PRIM + SECOND (ready)";
+                return false;
+            }
+            if (prim.Disk.Generation != second.Disk.Generation || !prim.AppRunning || second.AppRunning)
+            {
+                why = "generations differ or the application runs on the wrong node";
+                return false;
+            }
+            var missing = _ackOrder.Where(id => !_discarded.Contains(id) && !second.DataSet.Contains(id)).Take(5).ToList();
+            if (missing.Count > 0 && _acknowledged[missing[0]] < _now - TimeSpan.FromSeconds(1).Ticks)
+            {
+                why = "the secondary lacks acknowledged writes " + string.Join(", ", missing);
+                return false;
+            }
+            why = "";
+            return true;
+        }
+
+        private void WatchConvergence()
+        {
+            if (Converged(out _))
+            {
+                _convergedAt = _now;
+                _outcome = $"converged {TimeSpan.FromTicks(_now - _o.FaultPhase.Ticks).TotalSeconds:0.0} s after the faults stopped";
+                Trace(null, _outcome);
+                return;
+            }
+            After(TimeSpan.FromMilliseconds(500), null, null, WatchConvergence);
+        }
+
+        private void CheckConvergence()
+        {
+            if (_convergedAt >= 0 || _violation != null) return;
+            var (a, b) = (_nodes[0], _nodes[1]);
+            var relation = MirrorStateMachine.Relate(a.Disk.Generation, a.Disk.History, b.Disk.Generation, b.Disk.History);
+            var reported = _nodes.Any(n => n.Up && n.Machine!.Reason?.Contains("split brain", StringComparison.Ordinal) == true);
+            if (relation == DataRelation.Diverged && reported && !(a.AppRunning && b.AppRunning))
+            {
+                _outcome = "split brain reported, the admin decides";
+                Trace(null, _outcome);
+                return;
+            }
+            // An admin asked for a secondary whose peer's data is stale: both wait for the admin's next word (prim -Force).
+            var waiting = _nodes.FirstOrDefault(n => n.Up && n.Machine!.State == MirrorStateName.Second && !n.Machine.Ready && n.Machine.RunningProcedure == null);
+            if (waiting != null && waiting.Peer.Up && waiting.Peer.Machine!.State == MirrorStateName.Wait &&
+                waiting.Peer.Machine.Reason?.Contains("not up to date", StringComparison.Ordinal) == true && _adminChoseSecondary.Contains(waiting))
+            {
+                _outcome = "an admin-chosen secondary waits for a stale peer, the admin decides";
+                Trace(null, _outcome);
+                return;
+            }
+            Converged(out var why);
+            Fail(Invariants.ConvergesAfterFaults,
+                $"{_o.ConvergenceBound.TotalSeconds:0} s after the faults stopped: {why}; {a.Name}: {a.Describe()} ({a.Machine?.Reason}); {b.Name}: {b.Describe()} ({b.Machine?.Reason})");
+        }
+    }
+}

@@ -1,0 +1,599 @@
+// Deterministic simulation of one mirror module on two nodes: the real MirrorStateMachine on each node, a
+// host modelled on MirrorHost (procedures that take time and may fail, a persisted record, heartbeats that
+// carry machine.View every pulse, a liveness detector), a switch with a witness and a client on it, and an
+// application whose data is a log of writes replicated synchronously to the secondary. Everything (fault
+// schedule, durations, losses) comes from one seeded Random and one event queue ordered by simulated time,
+// so a seed replays exactly. Invariants are checked after every step (see Invariants).
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ServiceKeeper.Engine.Checkers;
+using ServiceKeeper.Engine.Configuration;
+using ServiceKeeper.Engine.Mirror;
+
+namespace ServiceKeeper.Simulation
+{
+    public sealed record Violation(string Invariant, string Message, TimeSpan At);
+
+    public sealed record SimResult(int Seed, bool Witness, Violation? Violation, IReadOnlyList<string> Trace, long Steps, TimeSpan SimulatedTime,
+        string Outcome);
+
+    public sealed partial class MirrorSimulation
+    {
+        private static readonly TimeSpan Pulse = TimeSpan.FromMilliseconds(50);
+        private static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromMilliseconds(1500);
+        private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+        private const int TraceKeep = 400;
+
+        private readonly SimOptions _o;
+        private readonly Random _rng;
+        private readonly PriorityQueue<Scheduled, (long, long)> _queue = new();
+        private readonly List<string> _trace = new();
+        private readonly SimNode[] _nodes;
+        private readonly bool _witness;
+        private long _now, _seq, _steps;
+        private int _generations, _writes;
+        private Violation? _violation;
+        private bool _faultsOver;
+        private string _outcome = "";
+
+        // network conditions during the fault phase
+        private double _loss, _duplicate;
+        private long _lossUntil, _delayUntil;
+
+        // the application's point of view: writes it was told are done (and when), writes an admin chose to discard
+        private readonly Dictionary<int, long> _acknowledged = new();
+        private readonly List<int> _ackOrder = new();
+        private readonly HashSet<int> _discarded = new();
+        // node -> writes acknowledged while that node was down or stopped (it cannot have them)
+        private readonly Dictionary<SimNode, HashSet<int>> _missedWhileAbsent = new();
+
+        private readonly record struct Scheduled(string? Label, SimNode? Node, Action Run);
+
+        public MirrorSimulation(SimOptions options)
+        {
+            _o = options;
+            _rng = new Random(options.Seed);
+            _witness = options.Witness ?? _rng.Next(2) == 0;
+            _nodes = new[] { NewNode("n1"), NewNode("n2") };
+            _nodes[0].Peer = _nodes[1];
+            _nodes[1].Peer = _nodes[0];
+            foreach (var n in _nodes) _missedWhileAbsent[n] = new HashSet<int>();
+        }
+
+        private SimNode NewNode(string name)
+        {
+            var drift = 1 + (_rng.NextDouble() * 2 - 1) * 0.02; // ±2 %
+            var offset = TimeSpan.FromMilliseconds(_rng.Next(-10_000, 10_000));
+            return new SimNode { Name = name, Clock = new NodeClock(() => _now, drift, offset) };
+        }
+
+        public TimeSpan Now => TimeSpan.FromTicks(_now);
+
+        public static SimResult Run(SimOptions options) => new MirrorSimulation(options).Run();
+
+        public SimResult Run()
+        {
+            Trace(null, $"seed {_o.Seed}: witness {(_witness ? "on" : "off")}, protections off: {_o.Off}, clocks n1 x{_nodes[0].Clock.Rate:0.0000} n2 x{_nodes[1].Clock.Rate:0.0000}");
+            foreach (var n in _nodes) Boot(n, start: true);
+            ScheduleFaults();
+            At(_o.FaultPhase.Ticks, "faults stop: network healed, nodes booted, stopped modules started", null, EndFaults);
+            var end = (_o.FaultPhase + _o.ConvergenceBound).Ticks;
+            At(end, "convergence bound reached", null, CheckConvergence);
+            At(0, "client starts writing", null, ClientWrite);
+
+            while (_violation == null && _queue.TryDequeue(out var item, out var key))
+            {
+                if (key.Item1 > end) break;
+                _now = key.Item1;
+                if (item.Node != null && !item.Node.Up && item.Label == null) { /* engine-bound work of a dead node */ }
+                item.Run();
+                _steps++;
+                if (_violation == null) CheckEveryStep();
+                if (_outcome.Length > 0) break;
+            }
+            if (_violation == null && _outcome.Length == 0) _outcome = "ended";
+            return new SimResult(_o.Seed, _witness, _violation, _trace.ToArray(), _steps, Now, _outcome);
+        }
+
+        // ------------------------------------------------------------------ scheduling
+
+        private void At(long time, string? label, SimNode? node, Action run)
+        {
+            _queue.Enqueue(new Scheduled(label, node, () =>
+            {
+                if (label != null) Trace(node, label);
+                run();
+            }), (time, _seq++));
+        }
+
+        private void After(TimeSpan delay, string? label, SimNode? node, Action run) => At(_now + Math.Max(1, delay.Ticks), label, node, run);
+
+        private void AfterLocal(SimNode node, TimeSpan local, Action run) => At(_now + node.Clock.SimTicks(local), null, node, run);
+
+        private TimeSpan Ms(int min, int max) => TimeSpan.FromMilliseconds(_rng.Next(min, max + 1));
+
+        private bool Chance(double p) => _rng.NextDouble() < p;
+
+        // ------------------------------------------------------------------ nodes: boot, crash, machine input
+
+        private void Boot(SimNode n, bool start)
+        {
+            n.Up = true;
+            n.Incarnation++;
+            n.PeerIncarnationSeen = n.PeerSequenceSeen = -1;
+            n.PeerAlive = false;
+            n.LastDelivered = null;
+            n.Replicating = n.StopReplicationWhenStopped = false;
+            n.PendingWrites.Clear();
+            n.SendSequence = 0;
+            n.ForcedSinceServing = false;
+            var disk = n.Disk;
+            if (_o.Off.HasFlag(Protection.StaleCheck) && disk.Generation != null) disk = disk with { UpToDate = true };
+            n.Machine = new MirrorStateMachine(
+                new MirrorSettings("web", n.Name, n.Peer.Name, "n1", Failover: true, DefaultPrimaryPolicy.Alone, null, MaxLoop: 3,
+                    LoopInterval: TimeSpan.FromMinutes(10), HasWitness: _witness, StartupWait: HeartbeatTimeout * 2),
+                disk, n.Clock, () => $"g{++_generations}");
+            n.Published = n.Machine.View;
+            Trace(n, $"engine up (incarnation {n.Incarnation}), disk gen {disk.Generation ?? "-"}{(disk.UpToDate ? " utd" : "")}");
+            var inc = n.Incarnation;
+            AfterLocal(n, Ms(0, 50), () => PulseLoop(n, inc));
+            AfterLocal(n, Ms(0, 100), () => TickLoop(n, inc));
+            if (start && n.StartedFlag || start && n.Incarnation == 1)
+            {
+                n.StartedFlag = true;
+                Input(n, new StartCommand(), "start (module was started)");
+            }
+        }
+
+        private void Crash(SimNode n, string why)
+        {
+            if (!n.Up) return;
+            Trace(n, $"CRASH ({why})");
+            n.Up = false;
+            n.TornCrashPending = false;
+            n.AppRunning = false;
+            n.Replicating = false;
+            n.PendingWrites.Clear();
+            n.Machine = null;
+            n.DownSince = _now;
+        }
+
+        /// <summary>Feeds one event to the node's machine (deferred while its disk stalls) and carries out the actions.</summary>
+        private void Input(SimNode n, MirrorEvent e, string? label = null)
+        {
+            if (!n.Up) return;
+            var inc = n.Incarnation;
+            if (_now < n.StallUntil)
+            {
+                At(n.StallUntil, null, n, () => { if (n.Up && n.Incarnation == inc) Input(n, e, label); });
+                return;
+            }
+            IReadOnlyList<MirrorAction> actions;
+            try
+            {
+                actions = n.Machine!.Handle(e);
+            }
+            catch (MirrorCommandException ex)
+            {
+                Trace(n, $"{label ?? e.GetType().Name} refused: {ex.ErrorId}: {ex.Message}");
+                return;
+            }
+            var count = actions.Count;
+            var torn = n.TornCrashPending && count > 0;
+            if (torn) count = _rng.Next(count + 1);
+            if (_o.Trace && (label != null || actions.Any(a => a is not LogAction) || e is not (Tick or PeerHeard)))
+                Trace(n, $"{label ?? Describe(e)} -> {n.Describe()}");
+            var replicatingBefore = n.Replicating;
+            for (var i = 0; i < count; i++) Execute(n, actions[i]);
+            // The machine asks to stop replicating before it stops the application (Unserve), so writes the application
+            // makes while stop_prim runs would stay on this node only. Unless the simulation shows that engine order,
+            // the host keeps replicating until the application has stopped.
+            if (!_o.EngineStopReplicationOrder && replicatingBefore && !n.Replicating && n.Machine!.RunningProcedure == Procedure.StopApplication &&
+                actions.Take(count).Any(a => a is RunProcedure { Procedure: Procedure.StopApplication }))
+            {
+                n.Replicating = true;
+                n.StopReplicationWhenStopped = true;
+            }
+            if (torn)
+            {
+                Crash(n, $"torn: {count} of {actions.Count} actions of this step were carried out");
+                return;
+            }
+            n.Published = n.Machine!.View;
+            ResolvePendingWrites(n);
+        }
+
+        private void Execute(SimNode n, MirrorAction action)
+        {
+            switch (action)
+            {
+                case PersistAction p:
+                    n.Disk = p.Disk;
+                    break;
+                case RunProcedure r:
+                    RunProcedure(n, r);
+                    break;
+                case StartReplication:
+                    n.Replicating = true;
+                    n.StopReplicationWhenStopped = false;
+                    break;
+                case StopReplication:
+                    n.Replicating = false;
+                    break;
+                case LogAction l:
+                    if (_o.Trace) Trace(n, "  log: " + l.Text);
+                    break;
+            }
+        }
+
+        private static string Describe(MirrorEvent e) => e switch
+        {
+            PeerHeard h => $"heard {h.Peer.Node} {MirrorStateMachine.Name(h.Peer.State)}{(h.Peer.Ready ? "" : "(T)")} gen {h.Peer.Generation ?? "-"}{(h.Peer.HandOver ? " handover" : "")}{(h.Peer.Starting ? " starting" : "")}",
+            ProcedureDone d => $"{d.Procedure} done ({(d.Succeeded ? "ok" : "failed: " + d.Detail)})",
+            PeerLost => "peer lost",
+            _ => e.GetType().Name,
+        };
+
+        private void TickLoop(SimNode n, int inc)
+        {
+            if (!n.Up || n.Incarnation != inc) return;
+            // Liveness runs on the heartbeat threads: a stalled disk does not stop it.
+            if (n.PeerAlive && n.Clock.GetUtcNow() - n.LastHeard > HeartbeatTimeout)
+            {
+                n.PeerAlive = false;
+                n.LastDelivered = null;
+                Input(n, new PeerLost(), "peer lost (no heartbeat for the timeout)");
+            }
+            Input(n, new Tick());
+            AfterLocal(n, TickInterval, () => TickLoop(n, inc));
+        }
+
+        // ------------------------------------------------------------------ heartbeats
+
+        private void PulseLoop(SimNode n, int inc)
+        {
+            if (!n.Up || n.Incarnation != inc) return;
+            var view = n.Published!;
+            var seq = ++n.SendSequence;
+            var copies = Chance(_duplicate) ? 2 : 1;
+            for (var c = 0; c < copies; c++)
+            {
+                if (!Chance(_now < _lossUntil ? _loss : 0)) Send(n, n.Peer, () => HeartbeatArrives(n.Peer, inc, seq, view));
+            }
+            AfterLocal(n, Pulse, () => PulseLoop(n, inc));
+        }
+
+        /// <summary>Sends a datagram over the switch: lost if either port is down when it passes, delayed (and so reordered) at random.</summary>
+        private void Send(SimNode from, SimNode to, Action arrive)
+        {
+            if (!from.PortOut) return;
+            var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 800) : TimeSpan.FromTicks(_rng.Next(1_000, 20_000));
+            After(delay, null, to, () => { if (to.PortIn && to.Up) arrive(); });
+        }
+
+        private void HeartbeatArrives(SimNode n, int senderIncarnation, long seq, PeerView view)
+        {
+            // Replay guard: only the newest sequence of the newest incarnation delivers its payload.
+            bool fresh;
+            if (senderIncarnation > n.PeerIncarnationSeen) { n.PeerIncarnationSeen = senderIncarnation; n.PeerSequenceSeen = seq; fresh = true; }
+            else if (senderIncarnation == n.PeerIncarnationSeen && seq > n.PeerSequenceSeen) { n.PeerSequenceSeen = seq; fresh = true; }
+            else if (senderIncarnation == n.PeerIncarnationSeen) { n.LastHeard = n.Clock.GetUtcNow(); return; } // late: liveness only
+            else return;
+            if (!fresh) return;
+            n.LastHeard = n.Clock.GetUtcNow();
+            n.PeerAlive = true;
+            if (_o.Off.HasFlag(Protection.GenerationComparison))
+            {
+                var mine = n.Machine!.Disk;
+                view = view with { Generation = mine.Generation ?? view.Generation, History = mine.Generation == null ? view.History : mine.History };
+            }
+            if (n.LastDelivered != null && SameView(n.LastDelivered, view)) return;
+            n.LastDelivered = view;
+            Input(n, new PeerHeard(view));
+        }
+
+        private static bool SameView(PeerView a, PeerView b) =>
+            a.State == b.State && a.Ready == b.Ready && a.Generation == b.Generation && a.Consistent == b.Consistent && a.UpToDate == b.UpToDate &&
+            a.Authoritative == b.Authoritative && a.HandOver == b.HandOver && a.Starting == b.Starting && a.History.SequenceEqual(b.History);
+
+        private bool Connected(SimNode a, SimNode b) => a.Up && b.Up && a.Reachable && b.Reachable;
+
+        // ------------------------------------------------------------------ procedures
+
+        private void RunProcedure(SimNode n, RunProcedure r)
+        {
+            var token = ++n.ProcedureToken;
+            var inc = n.Incarnation;
+            TimeSpan duration;
+            switch (r.Procedure)
+            {
+                case Procedure.StartApplication: duration = Ms(100, 3000); break;
+                case Procedure.StopApplication: duration = Ms(100, 3000); break;
+                case Procedure.Resync: duration = Ms(300, 5000); n.ResyncPeerIncarnation = n.Peer.Incarnation; break;
+                case Procedure.ProbeWitness: duration = Ms(20, 1000); break;
+                default: duration = Ms(10, 300); break;
+            }
+            After(duration, null, n, () =>
+            {
+                if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
+                var ok = true;
+                string? detail = null;
+                switch (r.Procedure)
+                {
+                    case Procedure.StartApplication:
+                        ok = _faultsOver || !Chance(0.08);
+                        if (ok) ApplicationStarted(n);
+                        else detail = "start_prim exited with 1";
+                        break;
+                    case Procedure.StopApplication:
+                        ApplicationStopped(n);
+                        break;
+                    case Procedure.Resync:
+                        var peer = n.Peer;
+                        ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing;
+                        if (ok) ResyncCompleted(n, peer);
+                        else detail = "connection to " + peer.Name + " lost";
+                        break;
+                    case Procedure.ProbeWitness:
+                        ok = n.Reachable || _o.Off.HasFlag(Protection.WitnessCheck);
+                        break;
+                }
+                Input(n, new ProcedureDone(r.Procedure, ok, detail), $"{r.Procedure} done ({(ok ? "ok" : "failed: " + detail)})");
+            });
+        }
+
+        private void ApplicationStarted(SimNode n)
+        {
+            n.AppRunning = true;
+            Trace(n, "application running");
+            CheckApplicationStart(n);
+            n.ForcedSinceServing = false;
+        }
+
+        private void ApplicationStopped(SimNode n)
+        {
+            n.AppRunning = false;
+            if (n.StopReplicationWhenStopped) n.Replicating = n.StopReplicationWhenStopped = false;
+            Trace(n, "application stopped");
+            FailPendingWrites(n);
+        }
+
+        private void ResyncCompleted(SimNode n, SimNode source)
+        {
+            CheckResync(n, source);
+            n.ReplaceData(source.Data);
+            Trace(n, $"resync copied {source.Name}'s data ({source.Data.Count} writes)");
+        }
+
+        // ------------------------------------------------------------------ the application and replication
+
+        private void ClientWrite()
+        {
+            if (!_faultsOver || _now < (_o.FaultPhase + _o.ConvergenceBound).Ticks)
+                After(Ms(50, 300), null, null, ClientWrite);
+            var candidates = _nodes.Where(n => n.Up && n.AppRunning && n.Reachable).ToArray();
+            if (candidates.Length == 0) return;
+            var node = candidates[_rng.Next(candidates.Length)];
+            if (_now < node.StallUntil) return; // the write blocks on the stalled disk; the client times out
+            var id = ++_writes;
+            node.Append(id);
+            if (!node.Replicating)
+            {
+                Acknowledge(node, id);
+                return;
+            }
+            node.PendingWrites[id] = _now;
+            var inc = node.Incarnation;
+            var peer = node.Peer;
+            var peerInc = peer.Incarnation;
+            if (_o.Off.HasFlag(Protection.WriteAckWait)) Acknowledge(node, id);
+            // Replication runs on a connection: no loss while it holds, but it breaks with a partition or a restart.
+            if (!node.PortOut) return;
+            var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 500) : TimeSpan.FromTicks(_rng.Next(2_000, 100_000));
+            After(delay, null, peer, () =>
+            {
+                if (!peer.Up || peer.Incarnation != peerInc || !peer.PortIn) return;
+                if (peer.Machine!.State != MirrorStateName.Second) return;
+                if (_now < peer.StallUntil) return; // connection times out: the primary's heartbeats decide
+                peer.Append(id);
+                if (!peer.PortOut) return;
+                After(TimeSpan.FromTicks(_rng.Next(2_000, 100_000)), null, node, () =>
+                {
+                    if (!node.Up || node.Incarnation != inc || !node.PortIn) return;
+                    if (node.PendingWrites.Remove(id)) Acknowledge(node, id);
+                });
+            });
+        }
+
+        private void Acknowledge(SimNode node, int id)
+        {
+            if (!node.PortOut || _acknowledged.ContainsKey(id)) return; // the client never hears the answer
+            _acknowledged[id] = _now;
+            _ackOrder.Add(id);
+            foreach (var n in _nodes)
+                if (!n.Up || n.Machine!.State == MirrorStateName.Stop) _missedWhileAbsent[n].Add(id);
+        }
+
+        /// <summary>Replication was switched off with writes in flight: serving alone they complete (journaled); otherwise they fail.</summary>
+        private void ResolvePendingWrites(SimNode n)
+        {
+            if (n.Replicating || n.PendingWrites.Count == 0) return;
+            if (n.Up && n.Machine!.State == MirrorStateName.Alone && n.AppRunning)
+            {
+                foreach (var id in n.PendingWrites.Keys.OrderBy(k => k)) Acknowledge(n, id);
+                n.PendingWrites.Clear();
+            }
+            else if (!n.AppRunning || !n.Up || !n.Machine!.IsServing)
+            {
+                FailPendingWrites(n);
+            }
+        }
+
+        private static void FailPendingWrites(SimNode n) => n.PendingWrites.Clear();
+
+        // ------------------------------------------------------------------ faults
+
+        private void ScheduleFaults()
+        {
+            var t = 0L;
+            var end = _o.FaultPhase.Ticks;
+            while (true)
+            {
+                t += (long)(-Math.Log(1 - _rng.NextDouble()) * _o.MeanFaultInterval.Ticks);
+                if (t >= end) break;
+                var time = t;
+                At(time, null, null, RandomFault);
+            }
+        }
+
+        private void RandomFault()
+        {
+            var n = _nodes[_rng.Next(2)];
+            var roll = _rng.Next(100);
+            if (roll < 12)
+            {
+                if (!n.Up) return;
+                if (_o.TornCrashes && Chance(0.5))
+                {
+                    Trace(n, "fault: crash during its next step (torn)");
+                    n.TornCrashPending = true;
+                }
+                else Crash(n, "power loss");
+                var down = Ms(500, 15_000);
+                After(down + Ms(0, 500), null, n, () => { if (!n.Up && !_faultsOver) Boot(n, start: true); });
+            }
+            else if (roll < 30)
+            {
+                var kind = _o.OneWayCuts ? _rng.Next(3) : 0;
+                if (kind != 1) n.PortIn = false;
+                if (kind != 2) n.PortOut = false;
+                Trace(n, $"fault: port cut ({(kind == 0 ? "both ways" : kind == 1 ? "outgoing" : "incoming")})");
+                After(Ms(300, 20_000), $"port healed", n, () => n.PortIn = n.PortOut = true);
+            }
+            else if (roll < 40)
+            {
+                _loss = 0.2 + _rng.NextDouble() * 0.75;
+                _lossUntil = _now + Ms(1000, 15_000).Ticks;
+                Trace(null, $"fault: heartbeat loss {_loss:P0} for {TimeSpan.FromTicks(_lossUntil - _now).TotalSeconds:0.0} s");
+            }
+            else if (roll < 48)
+            {
+                _delayUntil = _now + Ms(1000, 15_000).Ticks;
+                _duplicate = _rng.NextDouble() * 0.3;
+                Trace(null, $"fault: delays up to 800 ms (reordering), duplicates {_duplicate:P0}, for {TimeSpan.FromTicks(_delayUntil - _now).TotalSeconds:0.0} s");
+            }
+            else if (roll < 56)
+            {
+                if (!n.Up) return;
+                var stall = Ms(200, 5000);
+                n.StallUntil = Math.Max(n.StallUntil, _now + stall.Ticks);
+                Trace(n, $"fault: disk stalls for {stall.TotalSeconds:0.0} s");
+            }
+            else if (roll < 66)
+            {
+                if (!n.Up || !n.AppRunning) return;
+                n.AppRunning = false;
+                Trace(n, "fault: the application dies");
+                FailPendingWrites(n);
+                Input(n, new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"),
+                    "errd: application down, action restart");
+            }
+            else if (_o.AdminCommands)
+            {
+                AdminCommand(n);
+            }
+        }
+
+        private void AdminCommand(SimNode n)
+        {
+            if (!n.Up) return;
+            var roll = _rng.Next(100);
+            MirrorEvent e = roll switch
+            {
+                < 25 => new StartCommand(),
+                < 40 => new StopCommand(),
+                < 50 => new RestartCommand(),
+                < 72 => new SwapCommand(),
+                < 85 => new PrimCommand(false),
+                < 90 => new PrimCommand(true),
+                < 96 => new SecondCommand(false),
+                _ => new SecondCommand(true),
+            };
+            var label = e switch
+            {
+                PrimCommand p => p.Force ? "admin: prim -Force" : "admin: prim",
+                SecondCommand s => s.FullSync ? "admin: second -FullSync" : "admin: second",
+                _ => "admin: " + e.GetType().Name.Replace("Command", "").ToLowerInvariant(),
+            };
+            var wasServing = n.Machine!.IsServing;
+            if (e is StartCommand or PrimCommand or SecondCommand) n.StartedFlag = true;
+            if (e is StopCommand) n.StartedFlag = false;
+            Input(n, e, label);
+            if (!n.Up) return;
+            // An explicit admin choice of one node's data discards what only the other holds: not a protocol failure.
+            if (e is PrimCommand { Force: true } && !wasServing && n.Machine!.Disk.Authoritative)
+                DiscardAllBut(n, "prim -Force on " + n.Name);
+            if (e is SecondCommand && n.Machine!.State is MirrorStateName.Second or MirrorStateName.Wait)
+            {
+                _adminChoseSecondary.Add(n);
+                DiscardOnly(n, "second on " + n.Name);
+            }
+            if (e is PrimCommand or StopCommand or StartCommand or RestartCommand) _adminChoseSecondary.Remove(n);
+        }
+
+        private void DiscardAllBut(SimNode keeper, string why)
+        {
+            var gone = _ackOrder.Where(id => !keeper.DataSet.Contains(id) && _discarded.Add(id)).ToList();
+            keeper.ForcedSinceServing = true;
+            if (gone.Count > 0) Trace(keeper, $"{why}: {gone.Count} acknowledged writes not on {keeper.Name} are discarded by the admin's choice");
+        }
+
+        private void DiscardOnly(SimNode loser, string why)
+        {
+            var gone = _ackOrder.Where(id => loser.DataSet.Contains(id) && !loser.Peer.DataSet.Contains(id) && _discarded.Add(id)).ToList();
+            if (gone.Count > 0) Trace(loser, $"{why}: {gone.Count} acknowledged writes only on {loser.Name} are discarded by the admin's choice");
+        }
+
+        private void EndFaults()
+        {
+            _faultsOver = true;
+            _loss = _duplicate = 0;
+            _lossUntil = _delayUntil = 0;
+            foreach (var n in _nodes)
+            {
+                n.PortIn = n.PortOut = true;
+                n.StallUntil = Math.Min(n.StallUntil, _now);
+                n.TornCrashPending = false;
+                if (!n.Up) Boot(n, start: false);
+                var node = n;
+                // The operator's playbook, as the messages tell it: start what is stopped, restart an application that did
+                // not start, Set-SKSecondary after a failed resync. Split brain and stale data stay for the admin to decide.
+                After(TimeSpan.FromSeconds(1), null, n, () =>
+                {
+                    if (!node.Up || node.Machine!.RunningProcedure != null) return;
+                    var m = node.Machine;
+                    if (m.State == MirrorStateName.Stop)
+                    {
+                        node.StartedFlag = true;
+                        Input(node, new StartCommand(), "admin: start (after the faults)");
+                    }
+                    else if (m.State == MirrorStateName.Wait && m.Reason?.Contains("Restart-SKModule", StringComparison.Ordinal) == true)
+                        Input(node, new RestartCommand(), "admin: restart (after the faults: the application did not start)");
+                    else if (m.State == MirrorStateName.Wait && m.Reason?.Contains("Set-SKSecondary retries", StringComparison.Ordinal) == true)
+                        Input(node, new SecondCommand(false), "admin: second (after the faults: the resync failed)");
+                });
+            }
+            After(TimeSpan.FromSeconds(1), null, null, WatchConvergence);
+        }
+
+        private void Trace(SimNode? node, string text)
+        {
+            if (!_o.Trace) return;
+            var line = $"{Now.TotalSeconds,9:0.000}s {(node == null ? "--" : node.Name)}  {text}";
+            if (node != null && !text.StartsWith("  log:", StringComparison.Ordinal) && node.Up && !text.Contains(" -> ", StringComparison.Ordinal))
+                line += "   [" + node.Describe() + "]";
+            _trace.Add(line);
+        }
+    }
+}

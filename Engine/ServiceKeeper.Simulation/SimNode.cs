@@ -1,0 +1,83 @@
+// One simulated node: its engine (the real MirrorStateMachine), what survives a crash (disk record, the
+// application's data, the "module started" flag), its port to the switch, and its drifting clock.
+using System;
+using System.Collections.Generic;
+using ServiceKeeper.Engine.Mirror;
+
+namespace ServiceKeeper.Simulation
+{
+    /// <summary>A node's clock: simulated time scaled by a drift rate, plus an offset.</summary>
+    public sealed class NodeClock(Func<long> simTicks, double rate, TimeSpan offset) : TimeProvider
+    {
+        public static readonly DateTimeOffset Epoch = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
+        public double Rate { get; } = rate;
+        public override DateTimeOffset GetUtcNow() => Epoch + offset + TimeSpan.FromTicks((long)(simTicks() * Rate));
+        /// <summary>Simulated ticks that pass while this clock advances by <paramref name="local"/>.</summary>
+        public long SimTicks(TimeSpan local) => Math.Max(1, (long)(local.Ticks / Rate));
+    }
+
+    public sealed class SimNode
+    {
+        public required string Name;
+        public required NodeClock Clock;
+        public SimNode Peer = null!;
+
+        // ---- the engine process (gone on a crash)
+        public MirrorStateMachine? Machine;
+        public bool Up;
+        public int Incarnation;
+        public PeerView? Published;
+        public long SendSequence;
+        public bool Replicating;
+        public bool StopReplicationWhenStopped;
+        public int ProcedureToken;
+        public long ResyncPeerIncarnation;
+        public readonly Dictionary<int, long> PendingWrites = new(); // write id -> issue time
+        public bool ForcedSinceServing;
+
+        // heartbeat receiver (liveness + replay guard)
+        public long PeerIncarnationSeen = -1;
+        public long PeerSequenceSeen = -1;
+        public DateTimeOffset LastHeard;
+        public bool PeerAlive;
+        public PeerView? LastDelivered;
+
+        // ---- persistent (survives a crash)
+        public MirrorDisk Disk = MirrorDisk.Empty;
+        public bool StartedFlag;
+        public readonly List<int> Data = new();
+        public readonly HashSet<int> DataSet = new();
+
+        // ---- the machine room
+        public bool PortIn = true, PortOut = true;
+        public long StallUntil;
+        public bool AppRunning;
+        public bool TornCrashPending;
+        public long DownSince;
+
+        public bool Reachable => PortIn && PortOut;
+        public bool IsServing => Up && Machine!.IsServing;
+        public MirrorStateName State => Up ? Machine!.State : MirrorStateName.Stop;
+
+        public void Append(int write)
+        {
+            if (DataSet.Add(write)) Data.Add(write);
+        }
+
+        public void ReplaceData(IEnumerable<int> source)
+        {
+            Data.Clear();
+            DataSet.Clear();
+            foreach (var w in source) Append(w);
+        }
+
+        public string Describe()
+        {
+            if (!Up) return "down";
+            var m = Machine!;
+            return MirrorStateMachine.Name(m.State) + (m.Ready ? "" : "(T)") + (AppRunning ? " app" : "") +
+                   " gen " + (m.Disk.Generation ?? "-") + (m.Disk.UpToDate ? " utd" : "") + (m.Disk.Consistent ? "" : " inconsistent") +
+                   (m.RunningProcedure is { } p ? " [" + p + "]" : "") + " data " + Data.Count;
+        }
+    }
+}

@@ -1,0 +1,54 @@
+// What one simulated run is made of: the seed, the cluster configuration, the fault mix, and which
+// protection (if any) the simulator switches off to show that the invariants catch its absence.
+using System;
+
+namespace ServiceKeeper.Simulation
+{
+    /// <summary>
+    /// Protections the simulator can switch off, each modelled outside the engine (the engine offers no knob yet):
+    /// the machine is fed a lie that makes the protection ineffective.
+    /// </summary>
+    [Flags]
+    public enum Protection
+    {
+        None = 0,
+        /// <summary>The witness probe always answers "reachable", even from an isolated node.</summary>
+        WitnessCheck = 1,
+        /// <summary>Heartbeats arrive with the receiver's own generation and history: every comparison says "same".</summary>
+        GenerationComparison = 2,
+        /// <summary>Replication acknowledges a write to the application before the secondary applied it.</summary>
+        WriteAckWait = 4,
+        /// <summary>A booting node reads its record as "up to date" whatever was persisted.</summary>
+        StaleCheck = 8,
+    }
+
+    public sealed record SimOptions
+    {
+        public int Seed { get; init; }
+        /// <summary>A split-brain witness is configured; null: chosen by the seed (half of the runs).</summary>
+        public bool? Witness { get; init; }
+        /// <summary>Protections switched off (to prove the simulator notices).</summary>
+        public Protection Off { get; init; }
+        /// <summary>Faults (and admin commands) happen during this much simulated time, then stop.</summary>
+        public TimeSpan FaultPhase { get; init; } = TimeSpan.FromSeconds(120);
+        /// <summary>After the faults stop, the cluster must reach PRIM + SECOND within this bound.</summary>
+        public TimeSpan ConvergenceBound { get; init; } = TimeSpan.FromSeconds(60);
+        /// <summary>Mean simulated time between two faults.</summary>
+        public TimeSpan MeanFaultInterval { get; init; } = TimeSpan.FromSeconds(3);
+        /// <summary>Keep a readable trace of every step (replays keep it; batch runs replay a failing seed to get it).</summary>
+        public bool Trace { get; init; }
+        /// <summary>Admin commands at random moments (start, stop, swap, prim, prim -Force, second).</summary>
+        public bool AdminCommands { get; init; } = true;
+        /// <summary>Crashes may tear the action list of the step they interrupt (later actions never happen).</summary>
+        public bool TornCrashes { get; init; } = true;
+        /// <summary>Port cuts may be one-way (only incoming or only outgoing traffic lost).</summary>
+        public bool OneWayCuts { get; init; } = true;
+
+        /// <summary>The fault mix without the triggers of the engine findings reported so far (admin commands, one-way cuts,
+        /// torn crashes): a baseline that must stay clean, against which switched-off protections must show.</summary>
+        public SimOptions Core() => this with { AdminCommands = false, OneWayCuts = false, TornCrashes = false };
+        /// <summary>Carry out StopReplication where the machine emits it: before stop_prim runs (shows finding F1).
+        /// Off (default): the host keeps replicating until the application has stopped.</summary>
+        public bool EngineStopReplicationOrder { get; init; }
+    }
+}
