@@ -28,14 +28,16 @@ namespace ServiceKeeper.Cmdlets.Tests
                 var vip = $"198.18.{env.Lab.Options.Subnet}.50";
                 var result = NamespaceShell.Run(env.Lab.Client!.Namespace, $$"""
                     $cred = [pscredential]::new('admin', (ConvertTo-SecureString '{{EngineLab.AdminKey}}' -AsPlainText -Force))
+                    # A client retries for a few seconds, as clients of a service that just moved do.
+                    function Get-Vip { foreach ($i in 1..50) { try { return (Invoke-WebRequest http://{{vip}}:8080/ -TimeoutSec 1 -DisableKeepAlive).Content.Trim() } catch { Start-Sleep -Milliseconds 200 } }; 'no answer' }
                     Connect-SKCluster -ComputerName {{env.Nodes[0].Address}} -Credential $cred -SkipCertificateCheck
                     New-SKCluster -Name c1 -Node {{env.Nodes[0].Address}},{{env.Nodes[1].Address}} | Out-Null
                     Add-SKMirrorModule -Name web -Node n1,n2 -VirtualIP {{vip}}/24 -Witness {{env.Lab.Client.Address}} -ScriptPath '{{scripts.FullName}}'
                     Get-SKModule | Start-SKModule -Wait -Timeout 60 -PassThru
-                    "answer before swap: " + (Invoke-WebRequest http://{{vip}}:8080/ -TimeoutSec 2).Content.Trim()
+                    "answer before swap: " + (Get-Vip)
                     Set-SKPrimary -Name web -Node n2
                     Start-SKSwap -Name web -Wait -Timeout 60 -Confirm:$false -PassThru
-                    "answer after swap: " + (Invoke-WebRequest http://{{vip}}:8080/ -TimeoutSec 2).Content.Trim()
+                    "answer after swap: " + (Get-Vip)
                     Get-SKResource -Name web
                     Set-SKMaintenance -Name web -Failover Off -PassThru -Confirm:$false
                     Get-SKLog -Name web -Node n1 -Tail 200

@@ -450,8 +450,11 @@ namespace ServiceKeeper.Simulation
         private void RandomFault()
         {
             var n = _nodes[_rng.Next(2)];
-            var roll = _rng.Next(100);
-            if (roll < 12)
+            var kinds = FaultWeights.Where(w => _o.Faults.HasFlag(w.Kind)).ToArray();
+            if (kinds.Length == 0) return;
+            var pick = _rng.Next(kinds.Sum(k => k.Weight));
+            var kind = kinds.First(k => (pick -= k.Weight) < 0).Kind;
+            if (kind == FaultKind.Crash)
             {
                 if (!n.Up) return;
                 if (_o.TornCrashes && Chance(0.5))
@@ -463,34 +466,34 @@ namespace ServiceKeeper.Simulation
                 var down = Ms(500, 15_000);
                 After(down + Ms(0, 500), null, n, () => { if (!n.Up && !_faultsOver) Boot(n, start: true); });
             }
-            else if (roll < 30)
+            else if (kind == FaultKind.Partition)
             {
-                var kind = _o.OneWayCuts ? _rng.Next(3) : 0;
-                if (kind != 1) n.PortIn = false;
-                if (kind != 2) n.PortOut = false;
-                Trace(n, $"fault: port cut ({(kind == 0 ? "both ways" : kind == 1 ? "outgoing" : "incoming")})");
+                var way = _o.OneWayCuts ? _rng.Next(3) : 0;
+                if (way != 1) n.PortIn = false;
+                if (way != 2) n.PortOut = false;
+                Trace(n, $"fault: port cut ({(way == 0 ? "both ways" : way == 1 ? "outgoing" : "incoming")})");
                 After(Ms(300, 20_000), $"port healed", n, () => n.PortIn = n.PortOut = true);
             }
-            else if (roll < 40)
+            else if (kind == FaultKind.HeartbeatLoss)
             {
                 _loss = 0.2 + _rng.NextDouble() * 0.75;
                 _lossUntil = _now + Ms(1000, 15_000).Ticks;
                 Trace(null, $"fault: heartbeat loss {_loss:P0} for {TimeSpan.FromTicks(_lossUntil - _now).TotalSeconds:0.0} s");
             }
-            else if (roll < 48)
+            else if (kind == FaultKind.DelayReorderDuplicate)
             {
                 _delayUntil = _now + Ms(1000, 15_000).Ticks;
                 _duplicate = _rng.NextDouble() * 0.3;
                 Trace(null, $"fault: delays up to 800 ms (reordering), duplicates {_duplicate:P0}, for {TimeSpan.FromTicks(_delayUntil - _now).TotalSeconds:0.0} s");
             }
-            else if (roll < 56)
+            else if (kind == FaultKind.DiskStall)
             {
                 if (!n.Up) return;
                 var stall = Ms(200, 5000);
                 n.StallUntil = Math.Max(n.StallUntil, _now + stall.Ticks);
                 Trace(n, $"fault: disk stalls for {stall.TotalSeconds:0.0} s");
             }
-            else if (roll < 66)
+            else if (kind == FaultKind.ApplicationFailure)
             {
                 if (!n.Up || !n.AppRunning) return;
                 n.AppRunning = false;
@@ -499,11 +502,17 @@ namespace ServiceKeeper.Simulation
                 Input(n, new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"),
                     "errd: application down, action restart");
             }
-            else if (_o.AdminCommands)
+            else
             {
                 AdminCommand(n);
             }
         }
+
+        private static readonly (FaultKind Kind, int Weight)[] FaultWeights =
+        [
+            (FaultKind.Crash, 12), (FaultKind.Partition, 18), (FaultKind.HeartbeatLoss, 10), (FaultKind.DelayReorderDuplicate, 8),
+            (FaultKind.DiskStall, 8), (FaultKind.ApplicationFailure, 10), (FaultKind.AdminCommand, 34),
+        ];
 
         private void AdminCommand(SimNode n)
         {

@@ -28,6 +28,7 @@ namespace ServiceKeeper.Simulation
                     case "--trace-lines": traceLines = int.Parse(Next()); break;
                     case "--off": options = options with { Off = Enum.Parse<Protection>(Next(), ignoreCase: true) }; break;
                     case "--witness": options = options with { Witness = Next() == "on" }; break;
+                    case "--faults": options = options with { Faults = Enum.Parse<FaultKind>(Next(), ignoreCase: true) }; break;
                     case "--core": options = options.Core(); break;
                     case "--engine-stop-order": options = options with { EngineStopReplicationOrder = true }; break;
                     case "--fault-seconds": options = options with { FaultPhase = TimeSpan.FromSeconds(int.Parse(Next())) }; break;

@@ -22,8 +22,25 @@ namespace ServiceKeeper.Simulation
         StaleCheck = 8,
     }
 
+    /// <summary>The kinds of fault a run draws from.</summary>
+    [Flags]
+    public enum FaultKind
+    {
+        None = 0,
+        Crash = 1,
+        Partition = 2,
+        HeartbeatLoss = 4,
+        DelayReorderDuplicate = 8,
+        DiskStall = 16,
+        ApplicationFailure = 32,
+        AdminCommand = 64,
+        All = Crash | Partition | HeartbeatLoss | DelayReorderDuplicate | DiskStall | ApplicationFailure | AdminCommand,
+    }
+
     public sealed record SimOptions
     {
+        /// <summary>The kinds of fault drawn during the fault phase.</summary>
+        public FaultKind Faults { get; init; } = FaultKind.All;
         public int Seed { get; init; }
         /// <summary>A split-brain witness is configured; null: chosen by the seed (half of the runs).</summary>
         public bool? Witness { get; init; }
@@ -37,8 +54,6 @@ namespace ServiceKeeper.Simulation
         public TimeSpan MeanFaultInterval { get; init; } = TimeSpan.FromSeconds(3);
         /// <summary>Keep a readable trace of every step (replays keep it; batch runs replay a failing seed to get it).</summary>
         public bool Trace { get; init; }
-        /// <summary>Admin commands at random moments (start, stop, swap, prim, prim -Force, second).</summary>
-        public bool AdminCommands { get; init; } = true;
         /// <summary>Crashes may tear the action list of the step they interrupt (later actions never happen).</summary>
         public bool TornCrashes { get; init; } = true;
         /// <summary>Port cuts may be one-way (only incoming or only outgoing traffic lost).</summary>
@@ -46,7 +61,7 @@ namespace ServiceKeeper.Simulation
 
         /// <summary>The fault mix without the triggers of the engine findings reported so far (admin commands, one-way cuts,
         /// torn crashes): a baseline that must stay clean, against which switched-off protections must show.</summary>
-        public SimOptions Core() => this with { AdminCommands = false, OneWayCuts = false, TornCrashes = false };
+        public SimOptions Core() => this with { Faults = Faults & ~FaultKind.AdminCommand, OneWayCuts = false, TornCrashes = false };
         /// <summary>Carry out StopReplication where the machine emits it: before stop_prim runs (shows finding F1).
         /// Off (default): the host keeps replicating until the application has stopped.</summary>
         public bool EngineStopReplicationOrder { get; init; }

@@ -75,7 +75,9 @@ namespace ServiceKeeper.Commands
                 r => Settled(r) && (!was.TryGetValue(r.Node, out var state) || !string.Equals(state, r.State, StringComparison.OrdinalIgnoreCase)),
                 settlesAModule: true);
             foreach (var row in before.Where(IsRunning)) target._seenRunning.Add(row.Node);
-            target.Observe(answer);
+            // The swap answers for the primary only; both nodes must be seen exchanged and Ready.
+            var answered = answer.ToList();
+            target.Observe(before.Where(b => !answered.Any(a => string.Equals(a.Node, b.Node, StringComparison.OrdinalIgnoreCase))).Concat(answered));
             return target;
         }
 
