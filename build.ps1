@@ -16,7 +16,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Simulate')]
     [string] $Task = 'Build',
     [string] $Configuration = 'Release',
     # dotnet test --filter expression, for Test.
@@ -24,7 +24,11 @@ param(
     # Keep the demo cluster running until Enter is pressed (default when a terminal is attached).
     [switch] $NoWait,
     # Failover trials per scenario, for Bench (the issue asks for at least 20).
-    [int] $Trials = 20
+    [int] $Trials = 20,
+    # Simulate: replay one seed with its full trace.
+    [int] $Seed = -1,
+    # Simulate: run this many seeds (default 1000; CI uses about two minutes' worth, a soak many more).
+    [int] $Seeds
 )
 
 $ErrorActionPreference = 'Stop'
@@ -203,6 +207,16 @@ function Invoke-Bench {
     Invoke-Native dotnet run --project (Join-Path $Root 'Engine/ServiceKeeper.Bench') -c $Configuration -- failover --trials $count --out (Join-Path $Out 'bench')
 }
 
+# Deterministic simulation of the mirror protocol (real MirrorStateMachine, simulated network, disks, clocks):
+# -Seed N replays one run with its trace; -Seeds COUNT runs many and ends with "<count> seeds, <violations> violations".
+function Invoke-Simulate {
+    $arguments = @('run', '--project', (Join-Path $Root 'Engine/ServiceKeeper.Simulation'), '-c', $Configuration, '--')
+    if ($Seed -ge 0) { $arguments += @('--seed', $Seed) }
+    else { $arguments += @('--seeds', $(if ($Seeds -gt 0) { $Seeds } else { 1000 })) }
+    & dotnet @arguments
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
+
 # Runs inside the client namespace: the same commands an admin would type.
 $DemoClientScript = @'
 $ErrorActionPreference = 'Stop'
@@ -262,4 +276,5 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Bench' { Invoke-Bench }
+    'Simulate' { Invoke-Simulate }
 }
