@@ -7,7 +7,10 @@
             to out/module/ServiceKeeper/ (Import-Module ./out/module/ServiceKeeper).
     Test  : Build, then every test project (xunit and the Pester suites they host); writes TRX files to
             out/test-results/ and ends with "N passed, N failed, N skipped".
-    Demo  : Build, then a small cluster of real engines in network namespaces, driven by the real module.
+    Demo  : Build, then a small cluster of real engines in network namespaces, driven by the real module,
+            with a mirror module whose primary is cut off while you watch the failover.
+    Bench : failover time as a client sees it, ServiceKeeper against keepalived on the same namespaces
+            (-Trials per scenario); writes out/bench/failover.md, .csv and .png.
     Installs the Debian packages a task needs when run as root and they are missing.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test

@@ -2,11 +2,8 @@
 // The real engine is exercised by the end-to-end tests (ClusterEndToEndTests, MirrorEndToEndTests).
 using System;
 using System.Collections.Generic;
-using System.Collections.ObjectModel;
 using System.IO;
 using System.Linq;
-using System.Management.Automation;
-using System.Management.Automation.Runspaces;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -16,7 +13,6 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
-using Xunit;
 
 namespace ServiceKeeper.Cmdlets.Tests
 {

@@ -56,23 +56,26 @@ namespace ServiceKeeper.Simulation
 
         private void CheckApplicationStart(SimNode n)
         {
-            if (_witness)
+            var missing = _ackOrder.Where(id => !_discarded.Contains(id) && !n.DataSet.Contains(id)).ToList();
+            if (missing.Count == 0) return;
+            // Writes acknowledged while this node was connected should have reached it: a lost write. Writes acknowledged
+            // while it was down or stopped mean it is stale and should have known.
+            var inTransit = missing.Where(id => !_missedWhileAbsent[n].Contains(id)).Take(5).ToList();
+            if (_witness && inTransit.Count > 0)
             {
-                var lost = _ackOrder.Where(id => !_discarded.Contains(id) && !n.DataSet.Contains(id)).Take(5).ToList();
-                if (lost.Count > 0)
-                {
-                    Fail(Invariants.NoLostAcknowledgedWrite,
-                        $"{n.Name} started the application without acknowledged writes {string.Join(", ", lost)} (acknowledged at {string.Join(", ", lost.Select(id => TimeSpan.FromTicks(_acknowledged[id]).TotalSeconds.ToString("0.000") + "s"))})");
-                    return;
-                }
+                Fail(Invariants.NoLostAcknowledgedWrite,
+                    $"{n.Name} started the application without acknowledged writes {string.Join(", ", inTransit)} (acknowledged at {string.Join(", ", inTransit.Select(id => TimeSpan.FromTicks(_acknowledged[id]).TotalSeconds.ToString("0.000") + "s"))})");
+                return;
             }
             var relation = MirrorStateMachine.Relate(n.Disk.Generation, n.Disk.History, n.Peer.Disk.Generation, n.Peer.Disk.History);
             // Without a witness a partition lets both nodes take over by design; their data then diverged (DivergenceDetected's business).
             if (n.ForcedSinceServing || (!_witness && relation == DataRelation.Diverged)) return;
-            var missed = _missedWhileAbsent[n].Where(id => !_discarded.Contains(id) && !n.DataSet.Contains(id)).Take(5).ToList();
+            var missed = missing.Where(id => _missedWhileAbsent[n].Contains(id)).Take(5).ToList();
             if (missed.Count > 0)
                 Fail(Invariants.StaleNodeNeverServes,
                     $"{n.Name} started the application without -Force but lacks writes acknowledged while it was down or stopped: {string.Join(", ", missed)}");
+            else if (_witness)
+                Fail(Invariants.NoLostAcknowledgedWrite, $"{n.Name} started the application without acknowledged writes {string.Join(", ", missing.Take(5))}");
         }
 
         private void CheckResync(SimNode target, SimNode source)

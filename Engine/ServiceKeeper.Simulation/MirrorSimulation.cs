@@ -331,7 +331,7 @@ namespace ServiceKeeper.Simulation
                         break;
                     case Procedure.Resync:
                         var peer = n.Peer;
-                        ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing;
+                        ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing && !_o.Off.HasFlag(Protection.Resync);
                         if (ok) ResyncCompleted(n, peer);
                         else detail = "connection to " + peer.Name + " lost";
                         break;
@@ -388,10 +388,19 @@ namespace ServiceKeeper.Simulation
             var peer = node.Peer;
             var peerInc = peer.Incarnation;
             if (_o.Off.HasFlag(Protection.WriteAckWait)) Acknowledge(node, id);
-            // Replication runs on a connection: no loss while it holds, but it breaks with a partition or a restart.
-            if (!node.PortOut) return;
+            // Replication runs on a connection: no loss while it holds, but it breaks with a partition or a restart, and
+            // what still sits in the sender's queue dies with the sender.
+            var queued = TimeSpan.FromTicks(_rng.Next(1_000, 500_000));
             var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 500) : TimeSpan.FromTicks(_rng.Next(2_000, 100_000));
-            After(delay, null, peer, () =>
+            After(queued, null, node, () =>
+            {
+                if (!node.Up || node.Incarnation != inc || !node.PortOut) return;
+                After(delay, null, peer, () => ReplicaArrives(node, inc, peer, peerInc, id));
+            });
+        }
+
+        private void ReplicaArrives(SimNode node, int inc, SimNode peer, int peerInc, int id)
+        {
             {
                 if (!peer.Up || peer.Incarnation != peerInc || !peer.PortIn) return;
                 if (peer.Machine!.State != MirrorStateName.Second) return;
@@ -403,7 +412,7 @@ namespace ServiceKeeper.Simulation
                     if (!node.Up || node.Incarnation != inc || !node.PortIn) return;
                     if (node.PendingWrites.Remove(id)) Acknowledge(node, id);
                 });
-            });
+            }
         }
 
         private void Acknowledge(SimNode node, int id)

@@ -20,6 +20,8 @@ namespace ServiceKeeper.Simulation
         WriteAckWait = 4,
         /// <summary>A booting node reads its record as "up to date" whatever was persisted.</summary>
         StaleCheck = 8,
+        /// <summary>A resynchronisation never completes (the copy always breaks): nothing brings a returning node back.</summary>
+        Resync = 16,
     }
 
     /// <summary>The kinds of fault a run draws from.</summary>

@@ -60,7 +60,7 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         private static readonly SimOptions GenerationProfile = new SimOptions { Witness = false, Faults = FaultKind.Crash | FaultKind.Partition }.Core();
 
         // Staleness: crashes only; a node that was down while the other served restarts alone.
-        private static readonly SimOptions StaleProfile = new SimOptions { Witness = false, Faults = FaultKind.Crash }.Core();
+        private static readonly SimOptions StaleProfile = new SimOptions { Witness = true, Faults = FaultKind.Crash }.Core();
 
         [Fact]
         public void WitnessCheckOff_NoDoubleServingWithWitness_IsReported() =>
@@ -77,6 +77,10 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         [Fact]
         public void StaleCheckOff_StaleNodeNeverServes_IsReported() =>
             AssertCaught(StaleProfile, Protection.StaleCheck, Invariants.StaleNodeNeverServes, maxSeeds: 40);
+
+        [Fact]
+        public void ResyncOff_ConvergesAfterFaults_IsReported() =>
+            AssertCaught(StaleProfile, Protection.Resync, Invariants.ConvergesAfterFaults, maxSeeds: 10);
 
         /// <summary>
         /// With the protection off the invariant is reported within maxSeeds seeds; with it on, the seeds up to that one

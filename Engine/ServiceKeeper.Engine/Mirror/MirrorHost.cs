@@ -369,6 +369,9 @@ namespace ServiceKeeper.Engine.Mirror
         private async Task<bool> ProbeWitnessesAsync(CancellationToken ct)
         {
             var witnesses = _config.Checks.OfType<SplitBrainCheckConfig>().SelectMany(s => s.Witnesses).ToList();
+            // The isolated side holds the VIP until its probes give up: keep them in proportion to the
+            // detection time (a witness on the LAN answers in a millisecond).
+            var timeout = TimeSpan.FromMilliseconds(Math.Clamp(_config.Heart!.Timeout.TotalMilliseconds / 3, 100, 700));
             var probes = witnesses.Select(async w =>
             {
                 for (int attempt = 0; attempt < 2; attempt++)
@@ -376,7 +379,7 @@ namespace ServiceKeeper.Engine.Mirror
                     using var ping = new Ping();
                     try
                     {
-                        if ((await ping.SendPingAsync(w, TimeSpan.FromMilliseconds(700), null, null, ct)).Status == IPStatus.Success) return true;
+                        if ((await ping.SendPingAsync(w, timeout, null, null, ct)).Status == IPStatus.Success) return true;
                     }
                     catch (PingException) { }
                 }
