@@ -587,7 +587,8 @@ namespace ServiceKeeper.Simulation
                 var node = n;
                 // The operator's playbook, as the messages tell it: start what is stopped, restart an application that did
                 // not start, Set-SKSecondary after a failed resync. Split brain and stale data stay for the admin to decide.
-                After(TimeSpan.FromSeconds(1), null, n, () =>
+                foreach (var at in new[] { 1, 11, 21 })
+                After(TimeSpan.FromSeconds(at), null, n, () =>
                 {
                     if (!node.Up || node.Machine!.RunningProcedure != null) return;
                     var m = node.Machine;
