@@ -327,5 +327,47 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.Equal(DataRelation.Diverged, MirrorStateMachine.Relate("b", ["a"], "c", ["a"]));
             Assert.Equal(DataRelation.Behind, MirrorStateMachine.Relate(null, none, "a", none));
         }
+
+        // Found by the simulator (seed 2, --core --witness on --faults Partition): after a total outage both
+        // nodes waited "isolated" forever once the network returned.
+        [Fact]
+        public void BothIsolatedWithWitness_OnHeal_TheyDecideTogetherAndConverge()
+        {
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            pair["n1"].WitnessReachable = pair["n2"].WitnessReachable = false;
+
+            pair.Connected = false;
+            pair.Settle();
+            AssertStates(pair, MirrorStateName.Wait, MirrorStateName.Wait);
+
+            pair["n1"].WitnessReachable = pair["n2"].WitnessReachable = true;
+            pair.Connected = true;
+            pair.Settle();
+
+            AssertStates(pair, MirrorStateName.Prim, MirrorStateName.Second);
+            Assert.Single(pair.Nodes.Values, n => n.ApplicationRunning);
+        }
+
+        // Found by the simulator (seed 68): a loss noted during a procedure was acted on after the peer was back.
+        [Fact]
+        public void PeerLostDuringAProcedure_ButHeardAgainBeforeItEnds_IsNotATakeover()
+        {
+            var pair = new MirrorPair();
+            pair.StartBoth();
+            var n2 = pair["n2"].Machine;
+            // Keep n2 inside a procedure (a resync it was asked for) while the peer is lost and heard again.
+            pair["n2"].Held.Add(Procedure.Resync);
+            pair.Send("n2", new SecondCommand(FullSync: true));
+            Assert.Equal(Procedure.Resync, n2.RunningProcedure);
+
+            pair.Send("n2", new PeerLost());
+            pair.Send("n2", new PeerHeard(pair["n1"].Machine.View));
+            pair["n2"].Held.Clear();
+            pair.Settle();
+
+            AssertStates(pair, MirrorStateName.Prim, MirrorStateName.Second);
+            Assert.False(pair["n2"].ApplicationRunning);
+        }
     }
 }

@@ -62,6 +62,8 @@ namespace ServiceKeeper.Engine.Mirror
         private readonly List<MirrorAction> _out = new();
         private readonly List<DateTimeOffset> _loops = new();
         private readonly HashSet<string> _waitingOn = new(StringComparer.Ordinal);
+        // Checkers report a flip once: one that arrives while a procedure runs is handled when it ends.
+        private readonly List<ResourceChanged> _deferred = new();
 
         private Procedure? _op;
         private Action<bool, string?>? _then;
@@ -73,6 +75,9 @@ namespace ServiceKeeper.Engine.Mirror
         private bool _canTakeOver;        // lost an in-sync primary: prim needs no -Force
         private bool _secondRequested;    // start as secondary (Set-SKSecondary on a stopped node)
         private bool _replicating;
+        private bool _starting;           // from start until the role is decided, prestart included (F6)
+        private bool _freshGeneration;    // no other node holds this generation: ALONE may go on with it
+        private bool _primaryConfirmed;   // the peer was PRIM with our generation: we received its writes
 
         public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration)
         {
@@ -94,7 +99,7 @@ namespace ServiceKeeper.Engine.Mirror
         public bool FailoverEnabled { get; private set; } = true;
         /// <summary>This node asks the peer to take over (swap): carried in the heartbeat.</summary>
         public bool HandOver { get; private set; }
-        public bool Starting => State == MirrorStateName.Wait && _startupDeadline != null;
+        public bool Starting => State == MirrorStateName.Wait && _starting;
         public bool IsServing => State is MirrorStateName.Alone or MirrorStateName.Prim;
         public Procedure? RunningProcedure => _op;
 
@@ -132,6 +137,7 @@ namespace ServiceKeeper.Engine.Mirror
             _stopRequested = _restartAfterStop = false;
             _loops.Clear();
             _waitingOn.Clear();
+            _starting = true;
             Enter(MirrorStateName.Wait, false, "starting: prestart");
             Run(Procedure.Prestart, (_, _) => Discover());
         }
@@ -192,6 +198,7 @@ namespace ServiceKeeper.Engine.Mirror
             _stopRequested = false;
             if (State == MirrorStateName.Stop)
             {
+                _starting = true;
                 Enter(MirrorStateName.Wait, false, "starting as primary: prestart");
                 Run(Procedure.Prestart, (_, _) => BecomePrimary("Set-SKPrimary"));
             }
@@ -213,6 +220,7 @@ namespace ServiceKeeper.Engine.Mirror
             {
                 case MirrorStateName.Stop:
                     _secondRequested = true;
+                    _starting = true;
                     Enter(MirrorStateName.Wait, false, "starting as secondary: prestart");
                     Run(Procedure.Prestart, (_, _) => Discover());
                     break;
@@ -238,6 +246,9 @@ namespace ServiceKeeper.Engine.Mirror
         {
             var before = Peer;
             Peer = peer;
+            _pendingPeerLost = false;
+            if (peer.State == MirrorStateName.Prim && peer.Generation == Disk.Generation) _primaryConfirmed = true;
+            else if (peer.IsServing) _primaryConfirmed = false;
             if (before == null) Log($"{_s.PeerNode} seen: {DescribePeer()}");
             if (_op != null || _stopRequested) return; // decided when the running procedure ends
             React();
@@ -250,13 +261,15 @@ namespace ServiceKeeper.Engine.Mirror
             switch (State)
             {
                 case MirrorStateName.Wait when Starting:
-                    if (peer != null && (peer.IsServing || peer.Starting || peer.State is MirrorStateName.Stop or MirrorStateName.Wait))
+                    if (_startupDeadline != null && peer != null && (peer.IsServing || peer.Starting || peer.State is MirrorStateName.Stop or MirrorStateName.Wait))
                         Decide();
                     break;
 
                 case MirrorStateName.Wait when Ready == false && _waitingOn.Count == 0 && peer != null:
-                    // Stale, isolated or split brain: a peer that serves may let us become its secondary.
-                    if (peer.IsServing) Decide();
+                    // Stale, isolated or split brain: a peer that serves may let us become its secondary,
+                    // and a peer that waits too may decide with us who serves (F7: after a total outage).
+                    if (peer.IsServing || (peer.State == MirrorStateName.Wait && !peer.Starting && !peer.Ready)
+                        || (peer.State == MirrorStateName.Second && !peer.Ready && !peer.HandOver)) Decide();
                     break;
 
                 case MirrorStateName.Alone when Ready && peer != null:
@@ -264,6 +277,7 @@ namespace ServiceKeeper.Engine.Mirror
                     {
                         Disk = Disk with { UpToDate = false, LastPrimary = _s.Node, Authoritative = false };
                         Emit(new PersistAction(Disk));
+                        _freshGeneration = false;
                         Enter(MirrorStateName.Prim, true, null);
                     }
                     else if (peer.State == MirrorStateName.Second && !_replicating)
@@ -287,15 +301,17 @@ namespace ServiceKeeper.Engine.Mirror
                     if (peer.IsServing)
                     {
                         HandOver = false;
-                        Enter(MirrorStateName.Second, true, null);
                         Log("swap done: " + _s.PeerNode + " is primary");
+                        FollowServingPeer();
                     }
                     break;
 
                 case MirrorStateName.Second when Ready && peer != null:
-                    if (peer.HandOver && peer.State == MirrorStateName.Second)
+                    if (peer.HandOver && peer.State == MirrorStateName.Second && peer.Generation == Disk.Generation)
                         TakeOver(newGeneration: false, "swap: " + _s.PeerNode + " hands over");
-                    else if (!peer.IsServing)
+                    else if (peer.IsServing && peer.Generation != Disk.Generation)
+                        StartResync(); // the primary went on alone for a while: its changes since must come here first (F2)
+                    else if (!peer.IsServing && !peer.HandOver)
                         PrimaryGone($"{_s.PeerNode} stopped serving ({DescribePeer()})");
                     break;
 
@@ -336,9 +352,11 @@ namespace ServiceKeeper.Engine.Mirror
                     break;
 
                 case MirrorStateName.Second when HandOver:
-                    // The peer vanished during the swap: nobody serves. Our data is in sync: serve again.
+                    // The peer vanished during the swap: nobody serves. Our data is the newest (the application
+                    // stopped here before the hand-over); serve again, but only where a witness allows it (F5).
                     HandOver = false;
-                    TakeOver(newGeneration: true, "swap interrupted: " + _s.PeerNode + " lost");
+                    _primaryConfirmed = true;
+                    PrimaryGone("swap interrupted: " + _s.PeerNode + " lost");
                     break;
 
                 case MirrorStateName.Second when Ready:
@@ -357,6 +375,14 @@ namespace ServiceKeeper.Engine.Mirror
         /// <summary>The primary went away while this node was its up-to-date secondary.</summary>
         private void PrimaryGone(string why)
         {
+            if (!_primaryConfirmed)
+            {
+                // It never served as PRIM with our data: writes it acknowledged alone may be missing here (F3).
+                Disk = Disk with { UpToDate = false };
+                Emit(new PersistAction(Disk));
+                Enter(MirrorStateName.Wait, false, $"data not up to date: {why}, and it had not yet confirmed this node as its secondary; start {_s.PeerNode}, or Set-SKPrimary -Force");
+                return;
+            }
             _canTakeOver = true;
             if (!_s.Failover || !FailoverEnabled)
             {
@@ -368,13 +394,20 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(MirrorStateName.Second, false, why + ": checking the witness");
                 Run(Procedure.ProbeWitness, (reachable, _) =>
                 {
-                    if (Peer is { IsServing: true }) { Enter(MirrorStateName.Second, true, null); React(); return; }
+                    if (Peer is { IsServing: true }) { FollowServingPeer(); return; }
                     if (reachable) TakeOver(newGeneration: true, why + ", a witness answers");
                     else Isolated(serving: false);
                 });
                 return;
             }
             TakeOver(newGeneration: true, why);
+        }
+
+        /// <summary>A peer serves and this node is its secondary: ready only when it holds the same generation (F2).</summary>
+        private void FollowServingPeer()
+        {
+            if (Peer!.Generation == Disk.Generation && Disk.Consistent) Enter(MirrorStateName.Second, true, null);
+            else StartResync();
         }
 
         private void Isolated(bool serving)
@@ -427,6 +460,7 @@ namespace ServiceKeeper.Engine.Mirror
         private void Decide()
         {
             _startupDeadline = null;
+            _starting = false;
             var peer = Peer;
             var relation = peer == null ? DataRelation.Unknown : Relate(peer);
 
@@ -444,7 +478,7 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve");
                 return;
             }
-            if (peer is { Starting: true })
+            if (peer is { Starting: true } || peer is { State: MirrorStateName.Wait, Ready: false })
             {
                 var winner = ChoosePrimary(peer, relation);
                 if (winner == _s.Node) BecomePrimaryIfAllowed(peer);
@@ -499,6 +533,7 @@ namespace ServiceKeeper.Engine.Mirror
         {
             Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
             Emit(new PersistAction(Disk));
+            _freshGeneration = true;
             _canTakeOver = _discardData = _secondRequested = false;
             Log($"becoming primary ({why}): generation {Short(Disk.Generation)}");
             Serve(MirrorStateName.Alone, "starting the application");
@@ -508,6 +543,7 @@ namespace ServiceKeeper.Engine.Mirror
         {
             if (newGeneration) Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
             else Disk = Disk with { LastPrimary = _s.Node };
+            _freshGeneration = newGeneration;
             Emit(new PersistAction(Disk));
             _canTakeOver = false;
             Log($"taking over ({why}): generation {Short(Disk.Generation)}");
@@ -520,6 +556,7 @@ namespace ServiceKeeper.Engine.Mirror
             _replicating = false;
             Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node, Authoritative = false };
             Emit(new PersistAction(Disk));
+            _freshGeneration = true;
             Log($"{why}: serving alone, changes tracked for resync (generation {Short(Disk.Generation)})");
             Enter(MirrorStateName.Alone, true, null);
         }
@@ -540,6 +577,7 @@ namespace ServiceKeeper.Engine.Mirror
             var full = _fullSync || _discardData || Relate(peer) is DataRelation.Diverged or DataRelation.Unknown;
             Disk = Disk with { Consistent = false, UpToDate = false };
             Emit(new PersistAction(Disk));
+            _primaryConfirmed = false;
             Enter(MirrorStateName.Second, false, full ? $"full resynchronisation from {_s.PeerNode}" : $"resynchronising from {_s.PeerNode}");
             var generation = peer.Generation;
             var history = peer.History;
@@ -608,6 +646,13 @@ namespace ServiceKeeper.Engine.Mirror
         private void OnResource(ResourceChanged r)
         {
             if (r.IsErrd ? !ErrdEnabled : !CheckersEnabled) return;
+            if (_op != null && r.Value == ResourceValue.Down)
+            {
+                _deferred.RemoveAll(d => d.Resource == r.Resource);
+                _deferred.Add(r);
+                return;
+            }
+            if (r.Value == ResourceValue.Up) _deferred.RemoveAll(d => d.Resource == r.Resource);
             if (r.Resource.StartsWith("splitbrain.", StringComparison.Ordinal)) return; // consulted when deciding, see ProbeWitness
             if (r.Value == ResourceValue.Up)
             {
@@ -688,12 +733,22 @@ namespace ServiceKeeper.Engine.Mirror
                     return;
                 }
                 Emit(new SetPrimaryCheckers(true));
-                var peerIsSecond = Peer is { State: MirrorStateName.Second, Ready: true } && Peer.Generation == Disk.Generation;
+                // During a swap the old primary is still SECOND (transient, handing over) with our generation.
+                var peerIsSecond = Peer is { State: MirrorStateName.Second } && (Peer.Ready || Peer.HandOver) && Peer.Generation == Disk.Generation;
                 if (peerIsSecond && !_replicating) { _replicating = true; Emit(new StartReplication()); }
                 if (peerIsSecond)
                 {
                     Disk = Disk with { UpToDate = false };
                     Emit(new PersistAction(Disk));
+                    _freshGeneration = false;
+                }
+                else if (!_freshGeneration)
+                {
+                    // ALONE always runs on a generation nobody else holds, or its changes could not be told apart (F5).
+                    Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
+                    Emit(new PersistAction(Disk));
+                    _freshGeneration = true;
+                    Log($"serving alone: generation {Short(Disk.Generation)}");
                 }
                 Enter(peerIsSecond ? MirrorStateName.Prim : MirrorStateName.Alone, true, null);
                 React();
@@ -703,10 +758,15 @@ namespace ServiceKeeper.Engine.Mirror
         private void Unserve(Action then)
         {
             Emit(new SetPrimaryCheckers(false));
-            if (_replicating) Emit(new StopReplication());
-            _replicating = false;
             Enter(State, false, "stopping the application");
-            Run(Procedure.StopApplication, (_, _) => then());
+            // Replication goes on until the application has stopped: what it writes while stopping
+            // (a database's shutdown checkpoint) must reach the secondary too (F1).
+            Run(Procedure.StopApplication, (_, _) =>
+            {
+                if (_replicating) Emit(new StopReplication());
+                _replicating = false;
+                then();
+            });
         }
 
         private void StopFlow()
@@ -733,6 +793,7 @@ namespace ServiceKeeper.Engine.Mirror
                 {
                     _stopRequested = false;
                     _waitingOn.Clear();
+                    _deferred.Clear();
                     Enter(MirrorStateName.Stop, true, null);
                     if (_restartAfterStop)
                     {
@@ -767,6 +828,12 @@ namespace ServiceKeeper.Engine.Mirror
             then(done.Succeeded, done.Detail);
             if (_op == null && _pendingPeerLost) HandlePeerLost();
             else if (_op == null && !_stopRequested && Peer != null) React();
+            while (_op == null && !_stopRequested && _deferred.Count > 0)
+            {
+                var deferred = _deferred[0];
+                _deferred.RemoveAt(0);
+                OnResource(deferred);
+            }
         }
 
         // ------------------------------------------------------------------ helpers
