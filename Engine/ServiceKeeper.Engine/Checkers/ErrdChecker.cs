@@ -47,31 +47,11 @@ namespace ServiceKeeper.Engine.Checkers
 
         public CheckAction Action => _config.Action;
 
-        public async Task RunAsync(Action<ResourceChange> report, CancellationToken ct)
-        {
-            ArgumentNullException.ThrowIfNull(report);
-            var last = ResourceValue.Init;
-            using var timer = new PeriodicTimer(_pollInterval, _context.Time);
-            try
-            {
-                // The first look comes one poll interval after the start: the script that started the
-                // application has returned, but the process may not have exec'd its final name yet.
-                while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
-                {
-                    var (value, reason) = Check();
-                    if (value != last)
-                    {
-                        last = value;
-                        LogFlip(_context.Module, Resource, value, reason);
-                        report(new ResourceChange(Resource, value, Action, reason, _context.Time.GetUtcNow()));
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                // Stopped: the module no longer watches this process.
-            }
-        }
+        // The first look comes one poll interval after the start: the script that started the
+        // application has returned, but the process may not have exec'd its final name yet.
+        public Task RunAsync(Action<ResourceChange> report, CancellationToken ct) =>
+            CheckerLoop.RunAsync(this, _context, _pollInterval, firstAfterInterval: true,
+                _ => ValueTask.FromResult(Check()), (value, reason) => LogFlip(_context.Module, Resource, value, reason), report, ct);
 
         private (ResourceValue Value, string Reason) Check()
         {

@@ -65,32 +65,11 @@ namespace ServiceKeeper.Engine.Checkers
         /// <summary>The addresses probed, in configuration order.</summary>
         public IReadOnlyList<IPAddress> Witnesses { get; }
 
-        public async Task RunAsync(Action<ResourceChange> report, CancellationToken ct)
-        {
-            ArgumentNullException.ThrowIfNull(report);
-            var last = ResourceValue.Init;
-            using var timer = new PeriodicTimer(_interval, _context.Time);
-            try
-            {
-                do
-                {
-                    var (value, reason) = await CheckAsync(ct).ConfigureAwait(false);
-                    if (value != last)
-                    {
-                        last = value;
-                        LogFlip(_context.Module, Resource, value, reason);
-                        report(new ResourceChange(Resource, value, Action, reason, _context.Time.GetUtcNow()));
-                    }
-                }
-                while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false));
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                // Stopped with the module.
-            }
-        }
+        public Task RunAsync(Action<ResourceChange> report, CancellationToken ct) =>
+            CheckerLoop.RunAsync(this, _context, _interval, firstAfterInterval: false,
+                CheckAsync, (value, reason) => LogFlip(_context.Module, Resource, value, reason), report, ct);
 
-        private async Task<(ResourceValue Value, string Reason)> CheckAsync(CancellationToken ct)
+        private async ValueTask<(ResourceValue Value, string Reason)> CheckAsync(CancellationToken ct)
         {
             if (Witnesses.Count == 0)
                 return (ResourceValue.Down, $"no witness address in \"{_config.Arguments}\"");
