@@ -34,8 +34,9 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             public MirrorStateName State => Machine.State;
         }
 
-        public MirrorPair(bool failover = true, bool witness = false, string initialPrimary = "n1")
+        public MirrorPair(bool failover = true, bool witness = false, string initialPrimary = "n1", string? defaultPrimary = null)
         {
+            DefaultPrimaryNode = defaultPrimary;
             foreach (var (me, peer) in new[] { ("n1", "n2"), ("n2", "n1") })
                 Nodes[me] = new Node { Name = me, Machine = NewMachine(me, peer, MirrorDisk.Empty, failover, witness, initialPrimary) };
             Failover = failover;
@@ -44,10 +45,12 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         }
 
         private readonly bool Failover, Witness;
+        private readonly string? DefaultPrimaryNode;
         private readonly string InitialPrimary;
 
         private MirrorStateMachine NewMachine(string me, string peer, MirrorDisk disk, bool failover, bool witness, string initialPrimary) =>
-            new(new MirrorSettings("web", me, peer, initialPrimary, failover, DefaultPrimaryPolicy.Alone, null, 3, TimeSpan.FromHours(24),
+            new(new MirrorSettings("web", me, peer, initialPrimary, failover,
+                DefaultPrimaryNode == null ? DefaultPrimaryPolicy.Alone : DefaultPrimaryPolicy.Node, DefaultPrimaryNode, 3, TimeSpan.FromHours(24),
                 witness, TimeSpan.FromSeconds(3)), disk, Time, () => $"g{++_generation:000}");
 
         public Node this[string name] => Nodes[name];

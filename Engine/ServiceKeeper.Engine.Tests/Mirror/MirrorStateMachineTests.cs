@@ -369,5 +369,34 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             AssertStates(pair, MirrorStateName.Prim, MirrorStateName.Second);
             Assert.False(pair["n2"].ApplicationRunning);
         }
+
+        [Fact]
+        public void DefaultPrimNode_AfterFailbackResync_SwapsBackToThePreferredNode()
+        {
+            var pair = new MirrorPair(defaultPrimary: "n1");
+            pair.StartBoth();
+            pair.Crash("n1");
+            Assert.Equal(MirrorStateName.Alone, pair["n2"].State);
+
+            pair.Boot("n1");
+            pair.Start("n1");
+
+            AssertStates(pair, MirrorStateName.Prim, MirrorStateName.Second);
+            Assert.True(pair["n1"].ApplicationRunning);
+            Assert.Contains(pair["n2"].Log, l => l.Contains("defaultprim is n1"));
+        }
+
+        [Fact]
+        public void NoDefaultPrim_AfterFailback_RolesStay()
+        {
+            var pair = new MirrorPair();
+            pair.StartBoth();
+            pair.Crash("n1");
+
+            pair.Boot("n1");
+            pair.Start("n1");
+
+            AssertStates(pair, MirrorStateName.Second, MirrorStateName.Prim);
+        }
     }
 }

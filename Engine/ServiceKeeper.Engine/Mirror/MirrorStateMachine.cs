@@ -19,7 +19,8 @@
 //          peer also starting         → the node ChoosePrimary picks: ALONE(T) serve; the other SECOND(T)
 //          no peer by the deadline    → ALONE(T) serve with a new generation if the data is up to date,
 //                                       else WAIT(NR) "data not up to date" / "no data yet" / "inconsistent"
-//  ALONE  peer SECOND Ready, same gen → PRIM: persist UpToDate=false (either node may now go on alone)
+//  ALONE  peer SECOND Ready, same gen → PRIM: persist UpToDate=false (either node may now go on alone);
+//                                       defaultprim names the peer: swap to it
 //         peer serving, diverged      → the loser of ChoosePrimary unserves → WAIT(NR) split brain; winner stays ALONE
 //  PRIM   peer lost                   → (witness? ProbeWitness) ALONE: new generation, UpToDate=true
 //                                       | witness unreachable: unserve → WAIT(NR) isolated
@@ -279,6 +280,7 @@ namespace ServiceKeeper.Engine.Mirror
                         Emit(new PersistAction(Disk));
                         _freshGeneration = false;
                         Enter(MirrorStateName.Prim, true, null);
+                        SwapToPreferredPeer();
                     }
                     else if (peer.State == MirrorStateName.Second && !_replicating)
                     {
@@ -295,6 +297,7 @@ namespace ServiceKeeper.Engine.Mirror
                     if (peer.IsServing) SplitBrainWhileServing(peer);
                     else if (peer.State != MirrorStateName.Second)
                         GoAlone($"{_s.PeerNode} is no longer secondary ({DescribePeer()})");
+                    else SwapToPreferredPeer();
                     break;
 
                 case MirrorStateName.Second when HandOver && peer != null:
@@ -401,6 +404,15 @@ namespace ServiceKeeper.Engine.Mirror
                 return;
             }
             TakeOver(newGeneration: true, why);
+        }
+
+        /// <summary>defaultprim names the other node: once it is an up-to-date secondary again, it gets its role back.</summary>
+        private void SwapToPreferredPeer()
+        {
+            if (State != MirrorStateName.Prim || !Ready || _op != null || Peer is not { State: MirrorStateName.Second, Ready: true }) return;
+            if (_s.DefaultPrimary != DefaultPrimaryPolicy.Node || _s.DefaultPrimaryNode != _s.PeerNode) return;
+            Log($"defaultprim is {_s.PeerNode}: swapping now that it is an up-to-date secondary");
+            OnSwap();
         }
 
         /// <summary>A peer serves and this node is its secondary: ready only when it holds the same generation (F2).</summary>
