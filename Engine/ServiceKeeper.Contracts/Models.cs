@@ -172,4 +172,21 @@ namespace ServiceKeeper.Contracts
         public string Source { get; set; } = "";
         public string Text { get; set; } = "";
     }
+
+    /// <summary>A farm node's share of the traffic: Get-SKFarmLoad.</summary>
+    public sealed class FarmLoad
+    {
+        public string Module { get; set; } = "";
+        public string Node { get; set; } = "";
+        public string State { get; set; } = "";
+        public int Power { get; set; }
+        /// <summary>How many of the 256 buckets this node owns.</summary>
+        public int Buckets { get; set; }
+        /// <summary>Buckets / 256, in percent.</summary>
+        public double SharePercent { get; set; }
+        /// <summary>Connections to the virtual IP this node tracks now (conntrack), when known.</summary>
+        public int? Connections { get; set; }
+        public bool Reachable { get; set; } = true;
+        public string? Error { get; set; }
+    }
 }

@@ -45,6 +45,26 @@ namespace ServiceKeeper.Contracts
         public Dictionary<string, string> Scripts { get; set; } = new Dictionary<string, string>();
     }
 
+    /// <summary>Add-SKFarmModule: parameters win over the same settings in UserConfigXml.</summary>
+    public sealed class AddFarmModuleRequest
+    {
+        public string Name { get; set; } = "";
+        public List<string> Nodes { get; set; } = new List<string>();
+        /// <summary>address/prefix, for example 198.18.0.60/24.</summary>
+        public string? VirtualIP { get; set; }
+        public string? Interface { get; set; }
+        public List<int> Ports { get; set; } = new List<int>();
+        /// <summary>tcp or udp.</summary>
+        public string Protocol { get; set; } = "tcp";
+        /// <summary>on_addr (client affinity) or on_port (stateless).</summary>
+        public string Rule { get; set; } = "on_addr";
+        /// <summary>Node name to weight (0 = no traffic); nodes left out weigh 1.</summary>
+        public Dictionary<string, int> Power { get; set; } = new Dictionary<string, int>();
+        public string? UserConfigXml { get; set; }
+        public string? UserConfigSource { get; set; }
+        public Dictionary<string, string> Scripts { get; set; } = new Dictionary<string, string>();
+    }
+
     public static class ModuleCommands
     {
         public const string Start = "start";

@@ -61,6 +61,10 @@ namespace ServiceKeeper.Contracts
         public Task<List<ModuleState>> GetStateAsync(CancellationToken ct = default) => GetStateAsync(null, ct);
         public Task<List<ModuleState>> GetStateAsync(string? module, CancellationToken ct = default) =>
             SendAsync<List<ModuleState>>(HttpMethod.Get, "v1/state" + (module == null ? "" : "?module=" + Uri.EscapeDataString(module)), null, ct);
+        public Task<ModuleInfo> AddFarmModuleAsync(AddFarmModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Post, "v1/modules/farm", request, ct);
+        /// <summary>Buckets, share and live connections of every node of a farm module.</summary>
+        public Task<List<FarmLoad>> GetFarmLoadAsync(string module, CancellationToken ct = default) =>
+            SendAsync<List<FarmLoad>>(HttpMethod.Get, "v1/modules/" + Uri.EscapeDataString(module) + "/farmload", null, ct);
         public Task<ModuleInfo> AddMirrorModuleAsync(AddMirrorModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Post, "v1/modules/mirror", request, ct);
         /// <summary>start, stop, restart, swap, prim, second; returns the module's state on its nodes afterwards.</summary>
         public Task<List<ModuleState>> SendCommandAsync(string module, ModuleCommandRequest request, CancellationToken ct = default) =>
@@ -89,6 +93,8 @@ namespace ServiceKeeper.Contracts
             SendAsync<List<ModuleResource>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/resources", null, ct);
         public Task<List<LogLine>> GetLocalLogAsync(string module, int tail, long? afterSequence = null, CancellationToken ct = default) =>
             SendAsync<List<LogLine>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/log?tail=" + tail + (afterSequence == null ? "" : "&after=" + afterSequence), null, ct);
+        public Task<List<FarmLoad>> GetLocalFarmLoadAsync(string module, CancellationToken ct = default) =>
+            SendAsync<List<FarmLoad>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/farmload", null, ct);
         public Task<ModuleInfo> InstallModuleLocalAsync(InstallModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Put, "v1/internal/modules/" + Uri.EscapeDataString(request.Name), request, ct);
         public Task<ModuleInfo> RemoveModuleLocalAsync(string name, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Delete, "v1/internal/modules/" + Uri.EscapeDataString(name), null, ct);
 
