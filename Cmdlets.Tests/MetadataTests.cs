@@ -35,6 +35,7 @@ namespace ServiceKeeper.Cmdlets.Tests
             "Get-SKNode", "Test-SKCluster", "Get-SKState", "Get-SKModule", "Remove-SKModule",
             "Add-SKMirrorModule", "Start-SKModule", "Stop-SKModule", "Restart-SKModule", "Start-SKSwap",
             "Set-SKPrimary", "Set-SKSecondary", "Wait-SKState", "Get-SKLog", "Get-SKResource", "Set-SKMaintenance",
+            "Add-SKFarmModule", "Get-SKFarmLoad",
         };
 
         /// <summary>The cmdlets that act on modules: -Name takes module names and the Name/Module property of piped objects.</summary>
@@ -42,6 +43,7 @@ namespace ServiceKeeper.Cmdlets.Tests
         {
             "Get-SKState", "Get-SKModule", "Remove-SKModule", "Start-SKModule", "Stop-SKModule", "Restart-SKModule",
             "Start-SKSwap", "Set-SKPrimary", "Set-SKSecondary", "Wait-SKState", "Get-SKLog", "Get-SKResource", "Set-SKMaintenance",
+            "Get-SKFarmLoad",
         };
 
         public static TheoryData<string> ModuleCmdletNames() => new TheoryData<string>(ModuleCmdlets);
@@ -69,7 +71,10 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Add-SKMirrorModule", Connection + "|" + ShouldProcess + "|ConfigFile:String|InitialPrimary:String|Interface:String|Name:String mandatory pos0"
                                           + "|Node:String[] mandatory pos1|ReplicatedDirectory:String[]|ScriptPath:String|VirtualIP:String mandatory|Witness:String[]")]
         [InlineData("Start-SKModule", Connection + "|" + ShouldProcess + "|" + ModuleNames + "|Node:String byProperty|" + PassThru + "|Timeout:TimeSpan|Wait:SwitchParameter")]
-        [InlineData("Stop-SKModule", Connection + "|" + ShouldProcess + "|" + ModuleNames + "|Node:String byProperty|" + PassThru)]
+        [InlineData("Add-SKFarmModule", Connection + "|" + ShouldProcess + "|ConfigFile:String|Interface:String|Name:String mandatory pos0|Node:String[] mandatory pos1"
+                                        + "|Port:Int32[] mandatory|Power:Hashtable|Protocol:String|Rule:String|ScriptPath:String|VirtualIP:String mandatory")]
+        [InlineData("Get-SKFarmLoad", Connection + "|" + ModuleName)]
+        [InlineData("Stop-SKModule", Connection + "|" + ShouldProcess + "|Drain:SwitchParameter|" + ModuleNames + "|Node:String byProperty|" + PassThru)]
         [InlineData("Restart-SKModule", Connection + "|" + ShouldProcess + "|" + ModuleNames + "|Node:String byProperty|" + PassThru)]
         [InlineData("Start-SKSwap", Connection + "|" + ShouldProcess + "|" + ModuleName + "|" + PassThru + "|Timeout:TimeSpan|Wait:SwitchParameter")]
         [InlineData("Set-SKPrimary", Connection + "|" + ShouldProcess + "|Force:SwitchParameter|" + ModuleName + "|Node:String mandatory byProperty|" + PassThru)]
@@ -107,6 +112,8 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Get-SKModule", "ServiceKeeper.Contracts.ModuleInfo")]
         [InlineData("Remove-SKModule", "")]
         [InlineData("Add-SKMirrorModule", "ServiceKeeper.Contracts.ModuleInfo")]
+        [InlineData("Add-SKFarmModule", "ServiceKeeper.Contracts.ModuleInfo")]
+        [InlineData("Get-SKFarmLoad", "ServiceKeeper.Contracts.FarmLoad")]
         [InlineData("Start-SKModule", "ServiceKeeper.Contracts.ModuleState")]
         [InlineData("Stop-SKModule", "ServiceKeeper.Contracts.ModuleState")]
         [InlineData("Restart-SKModule", "ServiceKeeper.Contracts.ModuleState")]
@@ -127,6 +134,7 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Remove-SKCluster", "High")]
         [InlineData("Remove-SKModule", "High")]
         [InlineData("Add-SKMirrorModule", "Medium")]
+        [InlineData("Add-SKFarmModule", "Medium")]
         [InlineData("Start-SKModule", "Medium")]
         [InlineData("Stop-SKModule", "Medium")]
         [InlineData("Restart-SKModule", "Medium")]
@@ -257,6 +265,9 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Start-SKModule -Name web -Confirm:$false", "StartSKModuleCommand")]
         [InlineData("Start-SKModule -Name web -Node n1 -Wait -Confirm:$false", "StartSKModuleCommand")]
         [InlineData("Stop-SKModule -Name web -Node n1 -Confirm:$false", "StopSKModuleCommand")]
+        [InlineData("Stop-SKModule -Name web -Node n1 -Drain -Confirm:$false", "StopSKModuleCommand")]
+        [InlineData("Add-SKFarmModule -Name web -Node n1, n2 -VirtualIP 198.18.0.60/24 -Port 80 -Confirm:$false", "AddSKFarmModuleCommand")]
+        [InlineData("Get-SKFarmLoad -Name web", "GetSKFarmLoadCommand")]
         [InlineData("Restart-SKModule -Name web -Confirm:$false", "RestartSKModuleCommand")]
         [InlineData("Start-SKSwap -Name web -Confirm:$false", "StartSKSwapCommand")]
         [InlineData("Start-SKSwap -Name web -Wait -Confirm:$false", "StartSKSwapCommand")]
@@ -358,6 +369,8 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Add-SKMirrorModule -Name web -Node n1, n2 -VirtualIP 198.18.0.50/24 -WhatIf")]
         [InlineData("Start-SKModule -Name web, sql -Wait -WhatIf")]
         [InlineData("Stop-SKModule -Name web -Node n1 -WhatIf")]
+        [InlineData("Stop-SKModule -Name web -Node n1 -Drain -WhatIf")]
+        [InlineData("Add-SKFarmModule -Name web -Node n1, n2, n3 -VirtualIP 198.18.0.60/24 -Port 80, 443 -Power @{ n3 = 0 } -WhatIf")]
         [InlineData("Restart-SKModule -Name web -WhatIf")]
         [InlineData("Start-SKSwap -Name web -Wait -WhatIf")]
         [InlineData("Set-SKPrimary -Name web -Node n1 -WhatIf")]
@@ -390,6 +403,7 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Get-SKState", "Node")]
         [InlineData("Add-SKMirrorModule", "Node")]
         [InlineData("Add-SKMirrorModule", "InitialPrimary")]
+        [InlineData("Add-SKFarmModule", "Node")]
         [InlineData("Start-SKModule", "Node")]
         [InlineData("Stop-SKModule", "Node")]
         [InlineData("Restart-SKModule", "Node")]
@@ -410,6 +424,8 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Set-SKMaintenance", "Checkers", "On,Off")]
         [InlineData("Set-SKMaintenance", "Errd", "On,Off")]
         [InlineData("Set-SKMaintenance", "Failover", "On,Off")]
+        [InlineData("Add-SKFarmModule", "Protocol", "Tcp,Udp")]
+        [InlineData("Add-SKFarmModule", "Rule", "OnAddress,OnPort")]
         public void Parameter_AcceptsOnlyTheseValues(string name, string parameter, string values)
         {
             var set = GetCmdlet(name).Parameters[parameter].Attributes.OfType<ValidateSetAttribute>().Single();
@@ -524,6 +540,49 @@ namespace ServiceKeeper.Cmdlets.Tests
         {
             var result = _ps.Run($"Add-SKMirrorModule -Name web {parameters} -ComputerName $node -Confirm:$false", Vars("node", DeadNode));
             Assert.Equal(new[] { "NodeUnreachable,ServiceKeeper.Commands.AddSKMirrorModuleCommand" }, result.ErrorIds);
+        }
+
+        private const string FarmNodes = "-Node n1, n2";
+        private const string FarmVip = "-VirtualIP 198.18.0.60/24";
+        private const string FarmPort = "-Port 80";
+
+        [Theory]
+        [InlineData(FarmNodes + " -VirtualIP 198.18.0.60 " + FarmPort, "198.18.0.60")]
+        [InlineData(FarmNodes + " -VirtualIP 198.18.0.60/33 " + FarmPort, "198.18.0.60/33")]
+        [InlineData(FarmNodes + " -VirtualIP fe80::1%eth0/64 " + FarmPort, "fe80::1%eth0/64")]
+        [InlineData("-Node n1, n2, N1 " + FarmVip + " " + FarmPort, "n1,n2,N1")]
+        [InlineData("-Node n1, ' ' " + FarmVip + " " + FarmPort, "n1,")]
+        [InlineData(FarmNodes + " " + FarmVip + " -Port 80, 0", "0")]
+        [InlineData(FarmNodes + " " + FarmVip + " -Port 65536", "65536")]
+        [InlineData(FarmNodes + " " + FarmVip + " -Port -1", "-1")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -Power @{ n3 = 1 }", "n3")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -Power @{ n1 = -1 }", "n1")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -Power @{ n2 = 'heavy' }", "n2")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -Power @{ n1 = 0; N2 = 0 }", "n1,n2")]
+        [InlineData("-Node n1 " + FarmVip + " " + FarmPort + " -Power @{ n1 = 0 }", "n1")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -ConfigFile ./no-such-userconfig.xml", "./no-such-userconfig.xml")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -ScriptPath ./no-such-folder", "./no-such-folder")]
+        public void AddSKFarmModule_WrongParameter_IsTerminatingInvalidArgument_WithoutAnEngine(string parameters, string target)
+        {
+            var result = _ps.Run($"Add-SKFarmModule -Name web {parameters} -ComputerName $node -Confirm:$false; 'next statement'", Vars("node", DeadNode));
+
+            // InvalidArgument and not NodeUnreachable: the engine was not contacted.
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("InvalidArgument,ServiceKeeper.Commands.AddSKFarmModuleCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+            Assert.Equal(target, error.TargetObject?.ToString());
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
+        }
+
+        [Theory]
+        [InlineData("-Node n1 " + FarmVip + " " + FarmPort)]
+        [InlineData("-Node n1, n2, n3 -VirtualIP 2001:db8::60/64 -Port 1, 65535 -Protocol udp -Rule OnPort")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -Power @{ N1 = 0; n2 = '3' }")]
+        [InlineData(FarmNodes + " " + FarmVip + " " + FarmPort + " -Power @{ n1 = 0 }")]
+        public void AddSKFarmModule_ValidParameters_ReachTheEngine(string parameters)
+        {
+            var result = _ps.Run($"Add-SKFarmModule -Name web {parameters} -ComputerName $node -Confirm:$false", Vars("node", DeadNode));
+            Assert.Equal(new[] { "NodeUnreachable,ServiceKeeper.Commands.AddSKFarmModuleCommand" }, result.ErrorIds);
         }
 
         [Theory]
@@ -911,6 +970,134 @@ namespace ServiceKeeper.Cmdlets.Tests
             Assert.Equal("InvalidConfiguration,ServiceKeeper.Commands.AddSKMirrorModuleCommand", error.FullyQualifiedErrorId);
             Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
             Assert.Contains("userconfig.xml:12:", error.Exception.Message);
+        }
+
+        [Fact]
+        public void AddSKFarmModule_SendsTheParameters_AsTheEngineReadsThem()
+        {
+            var folder = Directory.CreateTempSubdirectory("sk-farm-").FullName;
+            try
+            {
+                Directory.CreateDirectory(Path.Combine(folder, "bin"));
+                File.WriteAllText(Path.Combine(folder, "bin", "start_prim"), "nginx");
+                File.WriteAllText(Path.Combine(folder, "userconfig.xml"), "<service mode=\"farm\"/>");
+                _engine.On("POST", "/v1/modules/farm", _ => new ModuleInfo { Name = "webfarm", Kind = "farm", Nodes = new List<string> { "n1", "n2", "n3" } });
+
+                var result = Run(@"
+                    Push-Location $folder
+                    try {
+                        Add-SKFarmModule webfarm n1, n2, n3 -VirtualIP ' 198.18.0.60/24 ' -Interface eth0 -Port 80, 443 -Protocol udp -Rule OnPort `
+                            -Power @{ N1 = 3; n3 = 0 } -ScriptPath bin -ConfigFile userconfig.xml
+                    } finally { Pop-Location }", new Dictionary<string, object?> { ["folder"] = folder });
+
+                Assert.True(result.Succeeded, result.ToString());
+                Assert.Equal("webfarm", Assert.Single(result.OutputAs<ModuleInfo>()).Name);
+                var sent = Assert.Single(_engine.Requests);
+                Assert.Equal(("POST", "/v1/modules/farm"), (sent.Method, sent.Path));
+                // The JSON fields the engine reads, by their wire names.
+                var json = Newtonsoft.Json.Linq.JObject.Parse(sent.Body);
+                Assert.Equal("webfarm", (string?)json["name"]);
+                Assert.Equal(new[] { "n1", "n2", "n3" }, json["nodes"]!.Values<string>());
+                Assert.Equal("198.18.0.60/24", (string?)json["virtualIP"]);
+                Assert.Equal("eth0", (string?)json["interface"]);
+                Assert.Equal(new[] { 80, 443 }, json["ports"]!.Values<int>());
+                Assert.Equal("udp", (string?)json["protocol"]);
+                Assert.Equal("on_port", (string?)json["rule"]);
+                // Keys take the node's spelling in -Node; n2, left out, weighs 1 on the engine's side.
+                Assert.Equal("{\"n1\":3,\"n3\":0}", json["power"]!.ToString(Newtonsoft.Json.Formatting.None));
+                Assert.Equal("nginx", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String((string)json["scripts"]!["start_prim"]!)));
+                Assert.Equal("<service mode=\"farm\"/>", (string?)json["userConfigXml"]);
+                Assert.Equal(Path.Combine(folder, "userconfig.xml"), (string?)json["userConfigSource"]);
+            }
+            finally
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+
+        [Fact]
+        public void AddSKFarmModule_ByDefault_SendsTcpOnAddress_AndNoWeights()
+        {
+            _engine.On("POST", "/v1/modules/farm", _ => new ModuleInfo { Name = "webfarm", Kind = "farm" });
+
+            var result = Run("Add-SKFarmModule -Name webfarm -Node n1 -VirtualIP 198.18.0.60/24 -Port 80");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var request = Assert.Single(_engine.Requests).BodyAs<AddFarmModuleRequest>();
+            Assert.Equal(("tcp", "on_addr"), (request.Protocol, request.Rule));
+            Assert.Empty(request.Power);
+            Assert.Empty(request.Scripts);
+            Assert.Null(request.UserConfigXml);
+        }
+
+        private static FarmLoad L(string node, string state, int power, int buckets, int? connections, string module = "webfarm") =>
+            new() { Module = module, Node = node, State = state, Power = power, Buckets = buckets, SharePercent = buckets * 100.0 / 256, Connections = connections };
+
+        [Fact]
+        public void GetSKFarmLoad_WritesTheRowsOfEachPipedModule_AndTheTableShowsTheShare()
+        {
+            _engine.On("GET", "/v1/modules/webfarm/farmload", _ => new[]
+            {
+                L("n1", "UP", 2, 172, 40),
+                L("n2", "UP", 1, 84, null),
+                new FarmLoad { Module = "webfarm", Node = "n3", State = "STOP", Reachable = false, Error = "connection refused" },
+            });
+            _engine.On("GET", "/v1/modules/api/farmload", _ => new[] { L("n1", "WAIT", 1, 0, 0, "api") });
+
+            var rows = Run("'webfarm' | Get-SKFarmLoad; [pscustomobject]@{ Name = 'api' } | Get-SKFarmLoad");
+
+            Assert.True(rows.Succeeded, rows.ToString());
+            Assert.Equal(new[] { "webfarm n1 172 40", "webfarm n2 84 ", "webfarm n3 0 ", "api n1 0 0" },
+                rows.OutputAs<FarmLoad>().Select(l => $"{l.Module} {l.Node} {l.Buckets} {l.Connections}"));
+            Assert.Equal(new[] { "/v1/modules/webfarm/farmload", "/v1/modules/api/farmload" }, _engine.Requests.Select(r => r.Path));
+
+            var table = Run("Get-SKFarmLoad -Name webfarm | Out-String -Width 200");
+            var text = (string)table.Output.Single().BaseObject;
+            Assert.Matches(@"Node\s+State\s+Power\s+Buckets\s+SharePercent\s+Connections", text);
+            Assert.Matches(@"n1\s+UP\s+2\s+172\s+67[.,]2 %\s+40", text);
+            Assert.Matches(@"n2\s+UP\s+1\s+84\s+32[.,]8 %\s*\r?\n", text);
+            Assert.Matches(@"n3\s+unreachable\s+connection refused", text);
+        }
+
+        [Fact]
+        public void GetSKFarmLoad_ModuleNotInstalled_IsModuleNotFound_AndTheNextModuleIsRead()
+        {
+            _engine.Fail("GET", "/v1/modules/nope/farmload", 404, ErrorIds.ModuleNotFound, "No module named 'nope'.");
+            _engine.On("GET", "/v1/modules/webfarm/farmload", _ => new[] { L("n1", "UP", 1, 256, 3) });
+
+            var result = Run("'nope', 'webfarm' | Get-SKFarmLoad");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("ModuleNotFound,ServiceKeeper.Commands.GetSKFarmLoadCommand", error.FullyQualifiedErrorId);
+            Assert.Equal("nope", error.TargetObject);
+            Assert.Equal("n1", Assert.Single(result.OutputAs<FarmLoad>()).Node);
+        }
+
+        [Fact]
+        public void StopSKModule_Drain_SendsStopWithDrain_AndWithoutItDoesNot()
+        {
+            _engine.On("POST", "/v1/modules/webfarm/command", _ => new[] { S("n1", "UP", false, "webfarm") });
+
+            var result = Run("Stop-SKModule -Name webfarm -Node n1 -Drain; Stop-SKModule -Name webfarm -Node n2");
+
+            Assert.True(result.Succeeded, result.ToString());
+            var sent = Commands("webfarm");
+            Assert.Equal(new[] { "stop n1 True", "stop n2 False" },
+                sent.Select(r => r.BodyAs<ModuleCommandRequest>()).Select(c => $"{c.Command} {c.Node} {c.Drain}"));
+            Assert.Equal(true, (bool?)Newtonsoft.Json.Linq.JObject.Parse(sent[0].Body)["drain"]);
+        }
+
+        [Fact]
+        public void StopSKModule_Drain_OnAMirrorModule_IsTheEnginesInvalidModuleState()
+        {
+            _engine.Fail("POST", "/v1/modules/web/command", 409, ErrorIds.InvalidModuleState, "Module 'web' is a mirror module: -Drain is for farm modules.");
+
+            var result = Run("Stop-SKModule -Name web -Drain; 'next statement'");
+
+            var error = Assert.Single(result.Errors);
+            Assert.Equal("InvalidModuleState,ServiceKeeper.Commands.StopSKModuleCommand", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.InvalidOperation, error.CategoryInfo.Category);
+            Assert.Equal(new[] { "next statement" }, result.Output.Select(o => o.ToString()));
         }
 
         [Fact]

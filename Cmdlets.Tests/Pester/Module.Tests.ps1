@@ -10,7 +10,8 @@ BeforeDiscovery {
         'Connect-SKCluster', 'Disconnect-SKCluster', 'New-SKCluster', 'Get-SKCluster', 'Remove-SKCluster',
         'Get-SKNode', 'Test-SKCluster', 'Get-SKState', 'Get-SKModule', 'Remove-SKModule',
         'Add-SKMirrorModule', 'Start-SKModule', 'Stop-SKModule', 'Restart-SKModule', 'Start-SKSwap',
-        'Set-SKPrimary', 'Set-SKSecondary', 'Wait-SKState', 'Get-SKLog', 'Get-SKResource', 'Set-SKMaintenance'
+        'Set-SKPrimary', 'Set-SKSecondary', 'Wait-SKState', 'Get-SKLog', 'Get-SKResource', 'Set-SKMaintenance',
+        'Add-SKFarmModule', 'Get-SKFarmLoad'
     )
     $script:Views = @(
         @{ Type = 'ServiceKeeper.Contracts.ClusterInfo'; View = 'ServiceKeeper.Cluster'; Columns = 'Name', 'Nodes', 'Networks', 'CreatedUtc', 'Id' }
@@ -18,6 +19,7 @@ BeforeDiscovery {
         @{ Type = 'ServiceKeeper.Contracts.ClusterCheck'; View = 'ServiceKeeper.ClusterCheck'; Columns = 'Check', 'Node', 'Network', 'Result', 'Reason' }
         @{ Type = 'ServiceKeeper.Contracts.ModuleInfo'; View = 'ServiceKeeper.Module'; Columns = 'Name', 'Kind', 'Nodes', 'InstalledUtc', 'Scripts' }
         @{ Type = 'ServiceKeeper.Contracts.ModuleState'; View = 'ServiceKeeper.ModuleState'; Columns = 'Module', 'Node', 'State', 'Status', 'Reason' }
+        @{ Type = 'ServiceKeeper.Contracts.FarmLoad'; View = 'ServiceKeeper.FarmLoad'; Columns = 'Node', 'State', 'Power', 'Buckets', 'SharePercent', 'Connections', 'Error' }
         @{ Type = 'ServiceKeeper.Contracts.ModuleResource'; View = 'ServiceKeeper.ModuleResource'; Columns = 'Node', 'Resource', 'Value', 'Action', 'Reason' }
         @{ Type = 'ServiceKeeper.Contracts.LogLine'; View = 'ServiceKeeper.LogLine'; Columns = 'Time', 'Node', 'Source', 'Text' }
         @{ Type = 'ServiceKeeper.Commands.SKConnection'; View = 'ServiceKeeper.Connection'; Columns = 'ComputerName', 'NodeName', 'ClusterName', 'EngineVersion' }
@@ -161,6 +163,32 @@ Describe 'Rendering' {
         & $colour SECOND $false | Should -Be $orange
         & $colour SECOND $true | Should -Be $green
         & $colour UP $true | Should -Be $green
+    }
+
+    It 'formats farm load with the share in percent, and an unreachable node with its error' {
+        $up = [ServiceKeeper.Contracts.FarmLoad]::new()
+        $up.Module = 'web'; $up.Node = 'n1'; $up.State = 'UP'; $up.Power = 2; $up.Buckets = 86; $up.SharePercent = 86 * 100 / 256; $up.Connections = 12
+        $down = [ServiceKeeper.Contracts.FarmLoad]::new()
+        $down.Module = 'web'; $down.Node = 'n2'; $down.Reachable = $false; $down.Error = 'connection refused'
+        $text = $up, $down | Format-Table | Out-String -Width 200
+        $text | Should -Match 'n1\s+UP\s+2\s+86\s+33[.,]6 %\s+12'
+        $text | Should -Match 'n2\s+unreachable\s+connection refused'
+    }
+
+    It 'colours farm states like module states when the host renders colours' {
+        $view = (Get-FormatData -TypeName ServiceKeeper.Contracts.FarmLoad).FormatViewDefinition[0].Control.Rows[0].Columns[1].DisplayEntry.Value
+        $code = $view -replace 'if \(\$Host\.UI\.SupportsVirtualTerminal[^{]*\{', 'if ($true) {'
+        $code | Should -Not -Be $view
+        $colour = {
+            param($State, $Reachable = $true)
+            $row = [ServiceKeeper.Contracts.FarmLoad]::new(); $row.State = $State; $row.Reachable = $Reachable
+            $text = $row | ForEach-Object ([scriptblock]::Create($code))
+            if ($text -match '\[([0-9;]+)m') { $Matches[1] } else { 'none' }
+        }
+        & $colour UP | Should -Be '32'
+        & $colour WAIT | Should -Be '38;5;208'
+        & $colour STOP | Should -Be '31'
+        & $colour UP $false | Should -Be '31'
     }
 
     It 'formats resources with their value' {

@@ -1,10 +1,9 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using System.Management.Automation;
-using System.Net;
-using System.Net.Sockets;
+using System.Threading;
+using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 
 namespace ServiceKeeper.Commands
@@ -17,34 +16,8 @@ namespace ServiceKeeper.Commands
     /// </summary>
     [Cmdlet(VerbsCommon.Add, "SKMirrorModule", SupportsShouldProcess = true)]
     [OutputType(typeof(ModuleInfo))]
-    public sealed class AddSKMirrorModuleCommand : SKCmdletBase
+    public sealed class AddSKMirrorModuleCommand : SKAddModuleCommandBase<AddMirrorModuleRequest>
     {
-        private AddMirrorModuleRequest? _request;
-
-        [Parameter(Mandatory = true, Position = 0)]
-        [ValidateNotNullOrEmpty]
-        public string Name { get; set; } = "";
-
-        /// <summary>The two nodes of the module.</summary>
-        [Parameter(Mandatory = true, Position = 1)]
-        [ValidateNotNullOrEmpty]
-        [ArgumentCompleter(typeof(NodeNameCompleter))]
-        public string[] Node { get; set; } = new string[0];
-
-        /// <summary>address/prefix, for example 198.18.0.50/24 or 2001:db8::50/64.</summary>
-        [Parameter(Mandatory = true)]
-        [ValidateNotNullOrEmpty]
-        public string VirtualIP { get; set; } = "";
-
-        [Parameter]
-        [ValidateNotNullOrEmpty]
-        public string? Interface { get; set; }
-
-        /// <summary>Local folder whose files (not its subfolders) become the module's scripts.</summary>
-        [Parameter]
-        [ValidateNotNullOrEmpty]
-        public string? ScriptPath { get; set; }
-
         /// <summary>Directories on the nodes that are replicated from primary to secondary.</summary>
         [Parameter]
         [ValidateNotNullOrEmpty]
@@ -60,130 +33,36 @@ namespace ServiceKeeper.Commands
         [ArgumentCompleter(typeof(NodeNameCompleter))]
         public string? InitialPrimary { get; set; }
 
-        /// <summary>Local userconfig.xml with the module's other settings; the parameters win over it.</summary>
-        [Parameter]
-        [ValidateNotNullOrEmpty]
-        public string? ConfigFile { get; set; }
-
-        // Parameters are checked before the engine is resolved: a bad value needs no engine to be reported.
-        protected override void BeginProcessing()
+        protected override AddMirrorModuleRequest BuildRequest()
         {
-            _request = BuildRequest();
-            base.BeginProcessing();
-        }
-
-        protected override void ProcessRecord()
-        {
-            var request = _request!;
-            var target = $"mirror module '{Name}' on nodes {string.Join(", ", request.Nodes)} with virtual IP {request.VirtualIP}";
-            if (!ShouldProcess(target, "Add")) return;
-            if (TryCall((client, ct) => client.AddMirrorModuleAsync(request, ct), Name, out var module))
-                WriteObject(module);
-        }
-
-        private AddMirrorModuleRequest BuildRequest()
-        {
-            var nodes = Node.Select(n => n.Trim()).ToList();
+            var nodes = Nodes();
             if (nodes.Count != 2 || string.Equals(nodes[0], nodes[1], StringComparison.OrdinalIgnoreCase))
                 ThrowInvalidArgument($"A mirror module runs on exactly two different nodes; -Node has {string.Join(", ", nodes)}.", string.Join(",", nodes));
-            if (!TryParseAddressPrefix(VirtualIP.Trim(), out var vipError))
-                ThrowInvalidArgument($"-VirtualIP '{VirtualIP}' is not address/prefix (for example 198.18.0.50/24 or 2001:db8::50/64): {vipError}", VirtualIP);
+            var vip = CheckedVirtualIP();
             if (InitialPrimary != null && !nodes.Contains(InitialPrimary.Trim(), StringComparer.OrdinalIgnoreCase))
                 ThrowInvalidArgument($"-InitialPrimary '{InitialPrimary}' is not one of the module's nodes ({string.Join(", ", nodes)}).", InitialPrimary);
 
-            var request = new AddMirrorModuleRequest
+            var scripts = Scripts();
+            var (xml, source) = UserConfig();
+            return new AddMirrorModuleRequest
             {
                 Name = Name,
                 Nodes = nodes,
-                VirtualIP = VirtualIP.Trim(),
+                VirtualIP = vip,
                 Interface = Interface,
                 ReplicatedDirectories = ReplicatedDirectory?.ToList() ?? new List<string>(),
                 Witnesses = Witness?.ToList() ?? new List<string>(),
                 InitialPrimary = InitialPrimary?.Trim(),
+                Scripts = scripts,
+                UserConfigXml = xml,
+                UserConfigSource = source,
             };
-            if (ScriptPath != null) request.Scripts = ReadScripts(ScriptPath);
-            if (ConfigFile != null)
-            {
-                var path = LocalPath(ConfigFile, nameof(ConfigFile));
-                if (!File.Exists(path))
-                    ThrowInvalidArgument($"-ConfigFile '{ConfigFile}' is not a file ({path}).", ConfigFile);
-                request.UserConfigXml = Read(() => File.ReadAllText(path), ConfigFile);
-                request.UserConfigSource = path;
-            }
-            return request;
         }
 
-        /// <summary>Each file of the folder (not of its subfolders), by name, as base64.</summary>
-        private Dictionary<string, string> ReadScripts(string folder)
-        {
-            var path = LocalPath(folder, nameof(ScriptPath));
-            if (!Directory.Exists(path))
-                ThrowInvalidArgument($"-ScriptPath '{folder}' is not a folder ({path}).", folder);
-            var scripts = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var file in Read(() => Directory.GetFiles(path), folder).OrderBy(f => f, StringComparer.Ordinal))
-                scripts[Path.GetFileName(file)] = Convert.ToBase64String(Read(() => File.ReadAllBytes(file), file));
-            return scripts;
-        }
+        protected override string TargetOf(AddMirrorModuleRequest request) =>
+            $"mirror module '{Name}' on nodes {string.Join(", ", request.Nodes)} with virtual IP {request.VirtualIP}";
 
-        /// <summary>A path of this computer, relative to the PowerShell location (not the process's current directory).</summary>
-        private string LocalPath(string path, string parameter)
-        {
-            try
-            {
-                return SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
-            }
-            catch (Exception e) when (e is ItemNotFoundException || e is ProviderNotFoundException || e is System.Management.Automation.DriveNotFoundException
-                                      || e is NotSupportedException || e is PSArgumentException)
-            {
-                ThrowInvalidArgument($"-{parameter} '{path}' is not a path of this computer: {e.Message}", path);
-                throw; // not reached: ThrowInvalidArgument throws
-            }
-        }
-
-        private T Read<T>(Func<T> read, string path)
-        {
-            try
-            {
-                return read();
-            }
-            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
-            {
-                ThrowInvalidArgument($"Cannot read '{path}': {e.Message}", path);
-                throw; // not reached
-            }
-        }
-
-        /// <summary>address/prefix: a full IPv4 (four decimal parts) or IPv6 address without zone, and a prefix length 1-32 or 1-128.</summary>
-        internal static bool TryParseAddressPrefix(string text, out string error)
-        {
-            error = "";
-            var slash = text.IndexOf('/');
-            if (slash < 0) { error = "the /prefix is missing."; return false; }
-            var addressText = text.Substring(0, slash);
-            var prefixText = text.Substring(slash + 1);
-            if (addressText.IndexOf('%') >= 0 || !IPAddress.TryParse(addressText, out var address))
-            {
-                error = $"'{addressText}' is not an IP address.";
-                return false;
-            }
-            int maxPrefix;
-            if (address.AddressFamily == AddressFamily.InterNetwork)
-            {
-                // IPAddress.TryParse also takes "10.1" and "0x0a.0.0.1": only the dotted-decimal form is an address here.
-                if (address.ToString() != addressText) { error = $"'{addressText}' is not an IPv4 address in dotted-decimal form."; return false; }
-                maxPrefix = 32;
-            }
-            else
-            {
-                maxPrefix = 128;
-            }
-            if (prefixText.Length == 0 || prefixText.Length > 3 || !prefixText.All(c => c >= '0' && c <= '9')
-                || !int.TryParse(prefixText, out var prefix) || prefix < 1 || prefix > maxPrefix)
-            {
-                error = $"'{prefixText}' is not a prefix length from 1 to {maxPrefix}.";
-                return false;
-            }
-            return true;
-        }
+        protected override Task<ModuleInfo> AddAsync(SKApiClient client, AddMirrorModuleRequest request, CancellationToken ct) =>
+            client.AddMirrorModuleAsync(request, ct);
     }
 }

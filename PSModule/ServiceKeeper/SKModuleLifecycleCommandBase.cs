@@ -41,11 +41,14 @@ namespace ServiceKeeper.Commands
             {
                 var target = Node == null ? $"module '{name}' on all its nodes" : $"module '{name}' on node '{Node}'";
                 if (!ShouldProcess(target, Action)) continue;
-                var request = new ModuleCommandRequest { Command = Command, Node = Node };
+                var request = NewRequest();
                 if (TryCall((client, ct) => client.SendCommandAsync(name, request, ct), name, out var states))
                     OnAnswered(name, states);
             }
         }
+
+        /// <summary>The command for one module; a cmdlet with more switches (Stop-SKModule -Drain) adds them.</summary>
+        protected virtual ModuleCommandRequest NewRequest() => new ModuleCommandRequest { Command = Command, Node = Node };
 
         /// <summary>The engine accepted the command for <paramref name="module"/> and answered its states.</summary>
         protected virtual void OnAnswered(string module, List<ModuleState> states)

@@ -10,10 +10,12 @@
     PowerShellVersion    = '5.1'
     FormatsToProcess     = @('ServiceKeeper.format.ps1xml')
     CmdletsToExport      = @(
+        'Add-SKFarmModule'
         'Add-SKMirrorModule'
         'Connect-SKCluster'
         'Disconnect-SKCluster'
         'Get-SKCluster'
+        'Get-SKFarmLoad'
         'Get-SKLog'
         'Get-SKModule'
         'Get-SKNode'

@@ -35,6 +35,15 @@ namespace ServiceKeeper.Engine.Api
                 var install = MirrorModuleBuilder.Build(request, cluster.RequireCluster());
                 await Write(ctx, await modules.InstallAsync(install, ctx.RequestAborted), StatusCodes.Status201Created);
             });
+            app.MapPost("/v1/modules/farm", async ctx =>
+            {
+                var request = await Read<AddFarmModuleRequest>(ctx);
+                var install = FarmModuleBuilder.Build(request);
+                await Write(ctx, await modules.InstallAsync(install, ctx.RequestAborted), StatusCodes.Status201Created);
+            });
+            app.MapGet("/v1/modules/{name}/farmload", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.GetFarmLoadAsync(name, ctx.RequestAborted)));
+            app.MapGet("/v1/internal/modules/{name}/farmload", (HttpContext ctx, string name) => Write(ctx, control.LocalFarmLoad(name)));
             app.MapPost("/v1/modules/{name}/command", async (HttpContext ctx, string name) =>
                 await Write(ctx, await control.CommandAsync(name, await Read<ModuleCommandRequest>(ctx), ctx.RequestAborted)));
             app.MapPost("/v1/modules/{name}/maintenance", async (HttpContext ctx, string name) =>

@@ -57,6 +57,12 @@ namespace ServiceKeeper.Engine.Checkers
         {
             try
             {
+                // A killed process stays a zombie until its parent reaps it (in a container whose PID 1 never
+                // does, forever): it runs nothing, so it must not count.
+                var stat = File.ReadAllText(Path.Combine(directory, "stat"));
+                var close = stat.LastIndexOf(')');
+                if (close > 0 && close + 2 < stat.Length && stat[close + 2] is 'Z' or 'X')
+                    return null;
                 if (_networkNamespace != null)
                 {
                     var ns = ReadLink(Path.Combine(directory, "ns", "net"), out var denied);

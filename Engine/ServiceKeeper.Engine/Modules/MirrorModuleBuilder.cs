@@ -65,7 +65,7 @@ namespace ServiceKeeper.Engine.Modules
             };
         }
 
-        private static (IPAddress, int) ParseVip(string text, string module)
+        public static (IPAddress, int) ParseVip(string text, string module)
         {
             var parts = text.Split('/');
             if (parts.Length is < 1 or > 2 || !IPAddress.TryParse(parts[0], out var address))

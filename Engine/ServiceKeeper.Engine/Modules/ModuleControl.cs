@@ -111,6 +111,26 @@ namespace ServiceKeeper.Engine.Modules
             }))).ToList();
         }
 
+        public async Task<List<FarmLoad>> GetFarmLoadAsync(string module, CancellationToken ct)
+        {
+            var nodes = await ModuleNodesAsync(module, ct);
+            var all = await Task.WhenAll(nodes.Select(async n =>
+            {
+                if (n == options.NodeName) return LocalFarmLoad(module);
+                using var client = Peer(n);
+                try { return await client.GetLocalFarmLoadAsync(module, ct); }
+                catch (SKApiException ex) when (ex.ErrorId is ErrorIds.NodeUnreachable or ErrorIds.AuthenticationFailed)
+                {
+                    return [new FarmLoad { Module = module, Node = n, Reachable = false, Error = ex.Message }];
+                }
+            }));
+            return all.SelectMany(l => l).OrderBy(l => l.Node, StringComparer.Ordinal).ToList();
+        }
+
+        public List<FarmLoad> LocalFarmLoad(string module) =>
+            runtime.Get(module) is Farm.FarmHost farm ? farm.Load()
+                : throw new SKApiException(ErrorIds.InvalidModuleState, $"Module '{module}' is not a farm module.", module);
+
         public async Task<List<ModuleResource>> GetResourcesAsync(string module, string? node, CancellationToken ct)
         {
             var nodes = await ModuleNodesAsync(module, ct);

@@ -20,7 +20,7 @@ using ServiceKeeper.Engine.Scripts;
 
 namespace ServiceKeeper.Engine.Modules
 {
-    public sealed partial class ModuleRuntime(
+    public sealed class ModuleRuntime(
         EngineOptions options, EngineHome home, ClusterState cluster, ModuleStore store, PeerClients peers,
         EnginePorts ports, IModuleLog moduleLog, IScriptRunner scripts, IVirtualIpManager vips, IProcessTable processes,
         TimeProvider time, ILoggerFactory loggers) : IAsyncDisposable
@@ -61,12 +61,9 @@ namespace ServiceKeeper.Engine.Modules
                 await RemoveHostAsync(name, keepStartedFlag: true);
                 var info = store.Get(name);
                 var config = UserConfigFile.Load(Path.Combine(home.ModuleDirectory(name), "userconfig.xml"), cluster.Config);
-                if (config.Mode != ModuleMode.Mirror)
-                {
-                    LogNotRunnable(name, config.Mode.ToString().ToLowerInvariant());
-                    return;
-                }
-                var host = new MirrorHost(Context(), info, config);
+                IModuleHost host = config.Mode == ModuleMode.Mirror
+                    ? new MirrorHost(Context(), info, config)
+                    : new Farm.FarmHost(Context(), info, config);
                 lock (_hosts) _hosts[name] = host;
                 await host.StartAsync();
             }
@@ -167,8 +164,5 @@ namespace ServiceKeeper.Engine.Modules
                 return false;
             }
         }
-
-        [LoggerMessage(Level = LogLevel.Warning, Message = "{Module}: {Mode} modules cannot run in this version yet; the module is installed but stays stopped")]
-        private partial void LogNotRunnable(string module, string mode);
     }
 }

@@ -1,0 +1,100 @@
+// The farm module on real engines: three nginx nodes sharing one VIP, balanced by each node's kernel.
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using ServiceKeeper.Contracts;
+using ServiceKeeper.Testing;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ServiceKeeper.Engine.Tests.Integration
+{
+    public class FarmModuleTests(ITestOutputHelper output)
+    {
+        private const string Module = "www";
+
+        // nginx answering with the node's name, with everything it writes under the module's folder.
+        private const string StartBoth = """
+            #!/bin/sh
+            d="$SK_MODULE_DIR/nginx"; mkdir -p "$d/tmp"
+            cat > "$d/nginx.conf" <<CONF
+            worker_processes 1;
+            pid $d/nginx.pid;
+            error_log $d/error.log;
+            events { worker_connections 256; }
+            http {
+              access_log off;
+              client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
+              server { listen 80; location / { return 200 "$SK_NODE\n"; } }
+            }
+            CONF
+            nginx -c "$d/nginx.conf" -p "$d"
+            """;
+
+        private const string StopBoth = """
+            #!/bin/sh
+            d="$SK_MODULE_DIR/nginx"
+            [ -f "$d/nginx.pid" ] && kill "$(cat "$d/nginx.pid")" 2>/dev/null
+            sleep 0.2; exit 0
+            """;
+
+        private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s.Replace("\r", "")));
+
+        [Fact]
+        public void ThreeNginxNodes_ShareTheVip_ACutNodeLeavesAndRejoinsTheMap_StopLeavesNothing()
+        {
+            using var env = new EngineLab(output.WriteLine, 3);
+            var vip = $"198.18.{env.Lab.Options.Subnet}.60";
+            var api = env.Local(env.Nodes[0]);
+            api.CreateClusterAsync(new CreateClusterRequest { Name = "c1", Nodes = env.Nodes.Select(n => n.Address).ToList() }).GetAwaiter().GetResult();
+            api.AddFarmModuleAsync(new AddFarmModuleRequest
+            {
+                Name = Module, Nodes = ["n1", "n2", "n3"], VirtualIP = vip + "/24", Ports = [80], Rule = "on_port",
+                                Scripts = new() { ["start_both"] = B64(StartBoth), ["stop_both"] = B64(StopBoth) },
+            }).GetAwaiter().GetResult();
+            api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start }).GetAwaiter().GetResult();
+            foreach (var node in env.Nodes) WaitUp(env, node);
+
+            // Every connection answered by exactly one node, and all three serve.
+            var answers = Ask(env, vip, 90);
+            output.WriteLine("all up: " + Describe(answers));
+            Assert.DoesNotContain(null, answers);
+            Assert.Equal(["n1", "n2", "n3"], answers.Distinct().OrderBy(a => a));
+            var load = api.GetFarmLoadAsync(Module).GetAwaiter().GetResult();
+            Assert.Equal(256, load.Sum(l => l.Buckets));
+
+            // n3 cut off: its share moves to the others; new connections succeed.
+            env.Lab.Cut(env.Nodes[2]);
+            MirrorLab.WaitFor(() => Ask(env, vip, 30) is var a && !a.Contains(null) && !a.Contains("n3"), "n1 and n2 serving every connection", 30);
+            // n3 back: it takes its share again.
+            env.Lab.Heal(env.Nodes[2]);
+            MirrorLab.WaitFor(() => Ask(env, vip, 60) is var a && !a.Contains(null) && a.Contains("n3"), "n3 serving again", 30);
+
+            // Stop: no table, no address, no multicast membership left anywhere.
+            api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop }).GetAwaiter().GetResult();
+            foreach (var node in env.Nodes)
+            {
+                MirrorLab.WaitFor(() => env.Local(node).GetLocalStateAsync().GetAwaiter().GetResult().Single().State == "STOP", node.Name + " STOP", 30);
+                Assert.DoesNotContain("sk_" + Module, env.Lab.ExecInNode(node, "nft", "list", "tables").StdOut);
+                Assert.DoesNotContain(vip + "/", env.Lab.ExecInNode(node, "ip", "-o", "addr", "show").StdOut);
+                Assert.DoesNotContain("03:00:5e", env.Lab.ExecInNode(node, "ip", "maddr", "show", "dev", "eth0").StdOut);
+            }
+        }
+
+        private static void WaitUp(EngineLab env, LabNode node) =>
+            MirrorLab.WaitFor(() => env.Local(node).GetLocalStateAsync().GetAwaiter().GetResult().SingleOrDefault() is { State: "UP", Ready: true },
+                node.Name + " UP", 60);
+
+        /// <summary>Opens <paramref name="count"/> new connections from the client (new source port each): who answered.</summary>
+        private static List<string?> Ask(EngineLab env, string vip, int count)
+        {
+            var script = $"for i in $(seq 1 {count}); do curl -s -m 2 http://{vip}/ || echo FAIL; done";
+            var text = env.Lab.Exec(TimeSpan.FromSeconds(count * 3), env.Lab.Client!.Namespace, "sh", "-c", script).StdOut;
+            return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim() == "FAIL" ? null : l.Trim()).ToList<string?>();
+        }
+
+        private static string Describe(List<string?> answers) =>
+            string.Join(", ", answers.GroupBy(a => a ?? "failed").OrderBy(g => g.Key).Select(g => $"{g.Key} {g.Count()}"));
+    }
+}
