@@ -445,7 +445,7 @@ namespace ServiceKeeper.Cmdlets.Tests
         [Fact]
         public void CtrlC_WhileWaitingForTheEngine_StopsWithoutWaitingForTheTimeout()
         {
-            // Accepts the TCP connection and never answers the TLS handshake: the call waits for its 10 s timeout.
+            // Accepts the TCP connection and never answers the TLS handshake: the call waits for its 30 s timeout.
             var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
             silent.Start();
             try

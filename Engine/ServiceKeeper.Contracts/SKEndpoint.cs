@@ -20,7 +20,8 @@ namespace ServiceKeeper.Contracts
         public string? PinnedThumbprint { get; set; }
         /// <summary>Local socket path (Linux) or pipe name (Windows) when Host is null.</summary>
         public string? LocalPath { get; set; }
-        public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+        /// <summary>How long a call waits for the engine; the engine answers for unreachable peers much sooner.</summary>
+        public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
         public bool IsLocal => Host == null;
 

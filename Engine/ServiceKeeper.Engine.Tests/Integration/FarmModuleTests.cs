@@ -42,7 +42,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s.Replace("\r", "")));
 
         [Fact]
-        public void ThreeNginxNodes_ShareTheVip_ACutNodeLeavesAndRejoinsTheMap_StopLeavesNothing()
+        public void ThreeNginxNodes_ShareTheVip_ACutNodeAndAFailedNginxLeaveTheMap_StopLeavesNothing()
         {
             using var env = new EngineLab(output.WriteLine, 3);
             var vip = $"198.18.{env.Lab.Options.Subnet}.60";
@@ -51,6 +51,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             api.AddFarmModuleAsync(new AddFarmModuleRequest
             {
                 Name = Module, Nodes = ["n1", "n2", "n3"], VirtualIP = vip + "/24", Ports = [80], Rule = "on_port",
+                UserConfigXml = """<service mode="farm"><errd polltimer="500ms"><proc name="nginx" atleast="1" action="restart"/></errd></service>""",
                                 Scripts = new() { ["start_both"] = B64(StartBoth), ["stop_both"] = B64(StopBoth) },
             }).GetAwaiter().GetResult();
             api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start }).GetAwaiter().GetResult();
@@ -71,6 +72,13 @@ namespace ServiceKeeper.Engine.Tests.Integration
             env.Lab.Heal(env.Nodes[2]);
             MirrorLab.WaitFor(() => Ask(env, vip, 60) is var a && !a.Contains(null) && a.Contains("n3"), "n3 serving again", 30);
 
+            // nginx dies on n2 (its whole process group at once, so the master cannot respawn a worker):
+            // n2 leaves the map first, restarts nginx, and comes back.
+            var pid = System.IO.File.ReadAllText(System.IO.Path.Combine(env.Nodes[1].Home, "modules", Module, "nginx", "nginx.pid")).Trim();
+            env.Lab.ExecInNode(env.Nodes[1], "kill", "-9", "--", "-" + pid);
+            MirrorLab.WaitFor(() => ModuleLog(env, 1).Contains("errd.nginx is down: out of the map"), "n2 leaving the map", 30);
+            MirrorLab.WaitFor(() => Ask(env, vip, 60) is var a && !a.Contains(null) && a.Contains("n2"), "n2 serving again after its restart", 60);
+
             // Stop: no table, no address, no multicast membership left anywhere.
             api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop }).GetAwaiter().GetResult();
             foreach (var node in env.Nodes)
@@ -81,6 +89,9 @@ namespace ServiceKeeper.Engine.Tests.Integration
                 Assert.DoesNotContain("03:00:5e", env.Lab.ExecInNode(node, "ip", "maddr", "show", "dev", "eth0").StdOut);
             }
         }
+
+        private static string ModuleLog(EngineLab env, int node) =>
+            string.Join("\n", env.Local(env.Nodes[node]).GetLocalLogAsync(Module, 500).GetAwaiter().GetResult().Select(l => l.Text));
 
         private static void WaitUp(EngineLab env, LabNode node) =>
             MirrorLab.WaitFor(() => env.Local(node).GetLocalStateAsync().GetAwaiter().GetResult().SingleOrDefault() is { State: "UP", Ready: true },

@@ -21,7 +21,10 @@ namespace ServiceKeeper.Engine.Cluster
         TlsIdentity tls, TimeProvider time, ILogger<ClusterService> log)
     {
         public const int MaxNodes = 64;
+        /// <summary>How long a status probe waits for a peer: short, an unreachable node is the answer to give.</summary>
         private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
+        /// <summary>Creating a cluster is not urgent: a busy node must not make it fail.</summary>
+        private static readonly TimeSpan CreateTimeout = TimeSpan.FromSeconds(15);
         private readonly SemaphoreSlim _mutex = new(1, 1);
 
         public NodeInfo LocalInfo() => nodeInfo.GetInfo(state, tls.Thumbprint);
@@ -103,7 +106,7 @@ namespace ServiceKeeper.Engine.Cluster
             if (IPAddress.IsLoopback(address))
                 throw new SKApiException(ErrorIds.InvalidArgument, $"Node '{given}' is a loopback address; give an address the other nodes can reach.", given);
 
-            var client = peers.ForCandidate(address.ToString(), port, ProbeTimeout);
+            var client = peers.ForCandidate(address.ToString(), port, CreateTimeout);
             try
             {
                 var info = await client.GetNodeInfoAsync(ct);
@@ -137,7 +140,7 @@ namespace ServiceKeeper.Engine.Cluster
             var failures = new List<SKApiException>();
             await Task.WhenAll(config.Nodes.Select(async node =>
             {
-                using var client = peers.ForMember(node, timeout: ProbeTimeout);
+                using var client = peers.ForMember(node, timeout: CreateTimeout);
                 try
                 {
                     // This engine holds the mutex already: join in place, not through its own API.
