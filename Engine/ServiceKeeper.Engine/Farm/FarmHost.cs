@@ -35,10 +35,8 @@ namespace ServiceKeeper.Engine.Farm
         private readonly CancellationTokenSource _life = new();
         private readonly Dictionary<string, int> _powers;
         private readonly Dictionary<string, FarmStateName> _peers = new(StringComparer.Ordinal);
-        private readonly List<IChecker> _checkers;
-        private readonly Dictionary<string, ModuleResource> _resources = new(StringComparer.Ordinal);
+        private readonly ModuleParts _parts;
         private readonly List<DateTimeOffset> _loops = new();
-        private readonly IReadOnlyDictionary<string, string> _environment;
         private readonly NftablesFilter _filter;
         private readonly IPAddress _vip;
         private readonly int _prefix;
@@ -73,24 +71,7 @@ namespace ServiceKeeper.Engine.Farm
             _prefix = vip.PrefixLength ?? 32;
             _interface = vip.Interface ?? ctx.VirtualIps.ResolveInterface(_vip);
             _filter = new NftablesFilter(new FarmFilterRules(info.Name, [_vip], group.Rules), _interface);
-            _environment = new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["SK_MODULE"] = info.Name, ["SK_NODE"] = ctx.Options.NodeName,
-                ["SK_MODULE_DIR"] = ctx.Home.ModuleDirectory(info.Name), ["SK_VIRTUAL_IPS"] = _vip.ToString(),
-            };
-            foreach (var v in config.User.Variables) ((Dictionary<string, string>)_environment)[v.Name] = v.Value;
-            _checkers = CheckerFactory.Create(config, new CheckerContext
-            {
-                Module = info.Name, Node = ctx.Options.NodeName, ModuleDirectory = ctx.Home.ModuleDirectory(info.Name),
-                Time = ctx.Time, LoggerFactory = ctx.LoggerFactory, Processes = ctx.Processes, Scripts = ctx.Scripts,
-                Environment = _environment, IsModuleReady = ctx.IsModuleReady,
-            }, ctx.VirtualIps);
-            foreach (var c in _checkers)
-                _resources[c.Resource] = new ModuleResource
-                {
-                    Module = info.Name, Node = ctx.Options.NodeName, Resource = c.Resource, Value = "init",
-                    Action = c.Action.ToString().ToLowerInvariant(), SinceUtc = _since.UtcDateTime,
-                };
+            _parts = new ModuleParts(ctx, info, config);
         }
 
         public string Name => _info.Name;
@@ -103,10 +84,7 @@ namespace ServiceKeeper.Engine.Farm
             CheckersEnabled = _checkersEnabled, ErrdEnabled = _errdEnabled, FailoverEnabled = true,
         };
 
-        public IReadOnlyList<ModuleResource> Resources
-        {
-            get { lock (_resources) return _resources.Values.ToList(); }
-        }
+        public IReadOnlyList<ModuleResource> Resources => _parts.Resources;
 
         public async Task StartAsync()
         {
@@ -122,7 +100,7 @@ namespace ServiceKeeper.Engine.Farm
             _heartbeat = _ctx.Heartbeats.OpenChannel(Name, peers, farm.Pulse, farm.Pulse * farm.MasterLostCount, OnHeartbeat);
             Publish();
             _loop = Task.Run(LoopAsync);
-            if (_config.Boot && File.Exists(StartedFile)) Post(() => StartCoreAsync());
+            if (_config.Boot && _parts.Started) Post(() => StartCoreAsync());
         }
 
         public Task<ModuleState> CommandAsync(ModuleCommandRequest request)
@@ -137,12 +115,12 @@ namespace ServiceKeeper.Engine.Farm
                         case ModuleCommands.Start:
                             if (_state != FarmStateName.Stop)
                                 throw new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is already started on {Self} ({_state.ToString().ToUpperInvariant()}).", Name);
-                            WriteStartedFlag(true);
+                            _parts.Started = true;
                             done.SetResult(State);
                             await StartCoreAsync();
                             return;
                         case ModuleCommands.Stop:
-                            WriteStartedFlag(false);
+                            _parts.Started = false;
                             Enter(FarmStateName.Wait, false, request.Drain ? "draining: new connections go to the other nodes" : "stopping");
                             done.SetResult(State);
                             await StopCoreAsync(request.Drain);
@@ -207,7 +185,7 @@ namespace ServiceKeeper.Engine.Farm
                 });
                 await Task.WhenAny(done.Task, Task.Delay(timeout));
             }
-            WriteStartedFlag(keepStartedFlag && File.Exists(StartedFile));
+            _parts.Started = keepStartedFlag && _parts.Started;
         }
 
         public async ValueTask DisposeAsync()
@@ -384,7 +362,7 @@ namespace ServiceKeeper.Engine.Farm
             if (_checkersCts != null) return;
             _checkersCts = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
             var token = _checkersCts.Token;
-            foreach (var checker in _checkers)
+            foreach (var checker in _parts.Checkers)
             {
                 var c = checker;
                 _ = Task.Run(async () =>
@@ -404,13 +382,7 @@ namespace ServiceKeeper.Engine.Farm
 
         private void OnResource(ResourceChange change)
         {
-            lock (_resources)
-            {
-                var r = _resources[change.Resource];
-                r.Value = change.Value.ToString().ToLowerInvariant();
-                r.Reason = change.Reason;
-                r.SinceUtc = change.At.UtcDateTime;
-            }
+            _parts.Record(change);
             Log($"{change.Resource} {change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
             if (change.Value != ResourceValue.Down) return;
             Post(async () =>
@@ -424,7 +396,7 @@ namespace ServiceKeeper.Engine.Farm
                 if (change.Action is CheckAction.Stop || _loops.Count >= _config.MaxLoop)
                 {
                     Log(change.Action is CheckAction.Stop ? "action stop" : $"more than {_config.MaxLoop} restarts within {_config.LoopInterval}: stopping here");
-                    WriteStartedFlag(false);
+                    _parts.Started = false;
                     await StopCoreAsync(drain: false);
                     return;
                 }
@@ -447,12 +419,9 @@ namespace ServiceKeeper.Engine.Farm
 
         // ------------------------------------------------------------------ helpers
 
-        private Task<ScriptResult> RunScriptAsync(string script, string action, TimeSpan timeout)
-        {
-            var path = Path.Combine(_ctx.Home.ModuleDirectory(Name), "bin", script);
-            var state = _state.ToString().ToUpperInvariant();
-            return _ctx.Scripts.RunAsync(new ScriptInvocation(Name, script, path, [state, action == "start" ? "UP" : "STOP", action], _environment, timeout), _life.Token);
-        }
+        /// <summary>A script with the farm's arguments: current state, next state, action.</summary>
+        private Task<ScriptResult> RunScriptAsync(string script, string action, TimeSpan timeout) =>
+            _parts.RunScriptAsync(script, [_state.ToString().ToUpperInvariant(), action == "start" ? "UP" : "STOP", action], timeout, _life.Token);
 
         /// <summary>Established TCP connections to the VIP this node holds (local sockets), via ss.</summary>
         private int? CountConnections()
@@ -496,15 +465,6 @@ namespace ServiceKeeper.Engine.Farm
             _state = state;
             _ready = ready;
             _reason = reason;
-        }
-
-        private string StartedFile => Path.Combine(_ctx.Home.ModuleDirectory(Name), "state", "started");
-
-        private void WriteStartedFlag(bool started)
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(StartedFile)!);
-            if (started) File.WriteAllText(StartedFile, "");
-            else File.Delete(StartedFile);
         }
 
         private void Log(string text)

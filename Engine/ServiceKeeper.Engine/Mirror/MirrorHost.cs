@@ -38,9 +38,7 @@ namespace ServiceKeeper.Engine.Mirror
         private readonly CancellationTokenSource _life = new();
         private readonly MirrorStateMachine _machine;
         private readonly ILogger _log;
-        private readonly Dictionary<string, ModuleResource> _resources = new(StringComparer.Ordinal);
-        private readonly List<IChecker> _checkers;
-        private readonly IReadOnlyDictionary<string, string> _environment;
+        private readonly ModuleParts _parts;
         private CancellationTokenSource? _bothCheckers, _primCheckers;
         private HeartbeatChannel? _heartbeat;
         private byte[]? _lastPeerPayload;
@@ -66,30 +64,14 @@ namespace ServiceKeeper.Engine.Mirror
                     config.Failover, config.DefaultPrimary, config.DefaultPrimaryNode, config.MaxLoop, config.LoopInterval,
                     witness != null, StartupWait: heart.Timeout * 2),
                 LoadDisk(), ctx.Time, () => "g" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..6]).ToLowerInvariant());
-            _environment = ModuleEnvironment();
-            var checkerContext = new CheckerContext
-            {
-                Module = info.Name, Node = ctx.Options.NodeName, ModuleDirectory = ctx.Home.ModuleDirectory(info.Name),
-                Time = ctx.Time, LoggerFactory = ctx.LoggerFactory, Processes = ctx.Processes, Scripts = ctx.Scripts,
-                Environment = _environment, IsModuleReady = ctx.IsModuleReady,
-            };
-            _checkers = CheckerFactory.Create(config, checkerContext, ctx.VirtualIps);
-            foreach (var c in _checkers)
-                _resources[c.Resource] = new ModuleResource
-                {
-                    Module = info.Name, Node = ctx.Options.NodeName, Resource = c.Resource, Value = "init",
-                    Action = c.Action.ToString().ToLowerInvariant(), SinceUtc = ctx.Time.GetUtcNow().UtcDateTime,
-                };
+            _parts = new ModuleParts(ctx, info, config, new Dictionary<string, string> { ["SK_PEER"] = _peer });
             _snapshot = BuildSnapshot();
         }
 
         public string Name => _info.Name;
         public ModuleState State => _snapshot;
 
-        public IReadOnlyList<ModuleResource> Resources
-        {
-            get { lock (_resources) return _resources.Values.Select(r => r).ToList(); }
-        }
+        public IReadOnlyList<ModuleResource> Resources => _parts.Resources;
 
         /// <summary>Opens the heartbeats, releases what a dead engine may have left, and resumes if the module was started.</summary>
         public async Task StartAsync()
@@ -101,7 +83,7 @@ namespace ServiceKeeper.Engine.Mirror
             Publish();
             _loop = Task.Run(LoopAsync);
             _ticker = Task.Run(TickAsync);
-            if (_config.Boot && ReadStartedFlag())
+            if (_config.Boot && _parts.Started)
             {
                 ModuleLog("module", "engine started: the module was running, starting it again");
                 _inbox.Writer.TryWrite(new StartCommand());
@@ -135,7 +117,7 @@ namespace ServiceKeeper.Engine.Mirror
                 while ((_machine.State != MirrorStateName.Stop || _machine.RunningProcedure != null) && _ctx.Time.GetUtcNow() < deadline)
                     await Task.Delay(50);
             }
-            if (keepStartedFlag) WriteStartedFlag(true);
+            if (keepStartedFlag) _parts.Started = true;
         }
 
         public async ValueTask DisposeAsync()
@@ -196,8 +178,8 @@ namespace ServiceKeeper.Engine.Mirror
                     throw new SKApiException(ErrorIds.NotSupported,
                         $"{Name} has replicated directories ({string.Join(", ", _config.Rfs.Directories.Select(d => d.Path))}): " +
                         "file replication is not available in this version yet, and a mirror without it would fail over to stale data. Remove <rfs> to run the module without replication.");
-                if (e is StartCommand or PrimCommand or SecondCommand) WriteStartedFlag(true);
-                if (e is StopCommand) WriteStartedFlag(false);
+                if (e is StartCommand or PrimCommand or SecondCommand) _parts.Started = true;
+                if (e is StopCommand) _parts.Started = false;
                 Apply(_machine.Handle(e));
                 c.Done.SetResult(BuildSnapshot());
             }
@@ -315,7 +297,7 @@ namespace ServiceKeeper.Engine.Mirror
             switch (procedure)
             {
                 case Procedure.Prestart:
-                    await RunScriptAsync("prestart", [name, "WAIT", "start"], _config.User.ForceStopTimeout, ct);
+                    await _parts.RunScriptAsync("prestart", [name, "WAIT", "start"], _config.User.ForceStopTimeout, ct);
                     return (true, null);
 
                 case Procedure.StartApplication:
@@ -325,15 +307,15 @@ namespace ServiceKeeper.Engine.Mirror
                         ModuleLog("module", $"virtual IP {address}/{prefix} added on {iface}");
                         _ = AnnounceAsync(address, iface);
                     }
-                    var start = await RunScriptAsync("start_prim", [name, "PRIM", "start"], _config.User.ForceStopTimeout, ct);
+                    var start = await _parts.RunScriptAsync("start_prim", [name, "PRIM", "start"], _config.User.ForceStopTimeout, ct);
                     return start.Succeeded || start.Missing ? (true, null) : (false, Describe("start_prim", start));
 
                 case Procedure.StopApplication:
-                    var stop = await RunScriptAsync("stop_prim", [name, "STOP", "stop"], _config.User.NiceStopTimeout, ct);
+                    var stop = await _parts.RunScriptAsync("stop_prim", [name, "STOP", "stop"], _config.User.NiceStopTimeout, ct);
                     if (!stop.Succeeded && !stop.Missing)
                     {
                         ModuleLog("module", Describe("stop_prim", stop) + ": stopping with force");
-                        await RunScriptAsync("stop_prim", [name, "STOP", "force"], _config.User.ForceStopTimeout, ct);
+                        await _parts.RunScriptAsync("stop_prim", [name, "STOP", "force"], _config.User.ForceStopTimeout, ct);
                     }
                     foreach (var (address, prefix, iface) in VirtualAddresses())
                     {
@@ -343,7 +325,7 @@ namespace ServiceKeeper.Engine.Mirror
                     return (true, null);
 
                 case Procedure.Poststop:
-                    await RunScriptAsync("poststop", [name, "STOP", "stop"], _config.User.ForceStopTimeout, ct);
+                    await _parts.RunScriptAsync("poststop", [name, "STOP", "stop"], _config.User.ForceStopTimeout, ct);
                     return (true, null);
 
                 case Procedure.Resync:
@@ -388,14 +370,6 @@ namespace ServiceKeeper.Engine.Mirror
             return (await Task.WhenAll(probes)).Any(ok => ok);
         }
 
-        private Task<ScriptResult> RunScriptAsync(string script, string[] args, TimeSpan timeout, CancellationToken ct)
-        {
-            var path = Path.Combine(_ctx.Home.ModuleDirectory(Name), "bin", script);
-            if (!File.Exists(path) && OperatingSystem.IsWindows())
-                path = new[] { ".ps1", ".cmd", ".bat" }.Select(ext => path + ext).FirstOrDefault(File.Exists) ?? path;
-            return _ctx.Scripts.RunAsync(new ScriptInvocation(Name, script, path, args, _environment, timeout), ct);
-        }
-
         private static string Describe(string script, ScriptResult r) =>
             r.TimedOut ? $"{script} timed out after {r.Duration.TotalSeconds:0} s" : $"{script} exited with code {r.ExitCode}";
 
@@ -414,7 +388,7 @@ namespace ServiceKeeper.Engine.Mirror
             if (cts != null) return;
             cts = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
             var token = cts.Token;
-            foreach (var checker in _checkers.Where(c => c.When == when))
+            foreach (var checker in _parts.Checkers.Where(c => c.When == when))
             {
                 var c = checker;
                 _ = Task.Run(async () =>
@@ -432,24 +406,12 @@ namespace ServiceKeeper.Engine.Mirror
             cts.Cancel();
             cts.Dispose();
             cts = null;
-            lock (_resources)
-                foreach (var r in _resources.Values.Where(r => r.Value != "init" && _checkers.Any(c => c.Resource == r.Resource)))
-                    if (_machine.State == MirrorStateName.Stop || _checkers.First(c => c.Resource == r.Resource).When == CheckWhen.Prim && !_machine.IsServing)
-                    {
-                        r.Value = "init";
-                        r.SinceUtc = _ctx.Time.GetUtcNow().UtcDateTime;
-                    }
+            _parts.ResetResources(c => _machine.State == MirrorStateName.Stop || c.When == CheckWhen.Prim && !_machine.IsServing);
         }
 
         private void OnResource(IChecker checker, ResourceChange change)
         {
-            lock (_resources)
-            {
-                var r = _resources[change.Resource];
-                r.Value = change.Value.ToString().ToLowerInvariant();
-                r.Reason = change.Reason;
-                r.SinceUtc = change.At.UtcDateTime;
-            }
+            _parts.Record(change);
             ModuleLog(change.Resource, $"{change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
             _inbox.Writer.TryWrite(new ResourceChanged(change.Resource, change.Value, change.Action, checker.When,
                 change.Resource.StartsWith("errd.", StringComparison.Ordinal), change.Reason));
@@ -465,9 +427,9 @@ namespace ServiceKeeper.Engine.Mirror
         private async Task ReconcileAsync()
         {
             var leftover = VirtualAddresses().Where(v => _ctx.VirtualIps.IsPresent(v.Address, v.Interface)).ToList();
-            if (leftover.Count == 0 && !ReadStartedFlag()) return;
+            if (leftover.Count == 0 && !_parts.Started) return;
             ModuleLog("module", "engine restarted: releasing what the previous engine may have left (virtual IP, application)");
-            var stop = await RunScriptAsync("stop_prim", ["STOP", "STOP", "force"], _config.User.ForceStopTimeout, _life.Token);
+            var stop = await _parts.RunScriptAsync("stop_prim", ["STOP", "STOP", "force"], _config.User.ForceStopTimeout, _life.Token);
             if (!stop.Missing) ModuleLog("module", $"stop_prim force: {(stop.Succeeded ? "done" : Describe("stop_prim", stop))}");
             foreach (var (address, prefix, iface) in leftover)
             {
@@ -477,7 +439,6 @@ namespace ServiceKeeper.Engine.Mirror
         }
 
         private string DiskFile => Path.Combine(_stateDirectory, "mirror.json");
-        private string StartedFile => Path.Combine(_stateDirectory, "started");
 
         private MirrorDisk LoadDisk()
         {
@@ -495,15 +456,6 @@ namespace ServiceKeeper.Engine.Mirror
             Directory.CreateDirectory(_stateDirectory);
             EngineHome.WriteAtomic(DiskFile, JsonSerializer.Serialize(new StoredDisk(disk.Generation, disk.History.ToList(),
                 disk.Consistent, disk.UpToDate, disk.Authoritative, disk.LastPrimary)));
-        }
-
-        private bool ReadStartedFlag() => File.Exists(StartedFile);
-
-        private void WriteStartedFlag(bool started)
-        {
-            Directory.CreateDirectory(_stateDirectory);
-            if (started) File.WriteAllText(StartedFile, "");
-            else File.Delete(StartedFile);
         }
 
         // ------------------------------------------------------------------ views
@@ -529,19 +481,6 @@ namespace ServiceKeeper.Engine.Mirror
             };
         }
 
-        private IReadOnlyDictionary<string, string> ModuleEnvironment()
-        {
-            var env = new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["SK_MODULE"] = _info.Name,
-                ["SK_NODE"] = _ctx.Options.NodeName,
-                ["SK_PEER"] = _peer,
-                ["SK_MODULE_DIR"] = _ctx.Home.ModuleDirectory(_info.Name),
-                ["SK_VIRTUAL_IPS"] = string.Join(" ", _config.Vip.Interfaces.SelectMany(i => i.Addresses).Select(a => a.Address.ToString())),
-            };
-            foreach (var v in _config.User.Variables) env[v.Name] = v.Value;
-            return env;
-        }
 
         private void ModuleLog(string source, string text) => _ctx.ModuleLog.Write(Name, source, text);
 

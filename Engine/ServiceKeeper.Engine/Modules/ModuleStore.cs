@@ -51,9 +51,10 @@ namespace ServiceKeeper.Engine.Modules
         {
             var config = cluster.RequireCluster();
             var (info, _) = Validate(request);
-            if (List().Count >= MaxModules)
+            var installed = List();
+            if (installed.Count >= MaxModules)
                 throw new SKApiException(ErrorIds.InvalidArgument, $"A cluster holds at most {MaxModules} modules.");
-            if (List().Any(m => m.Name == request.Name))
+            if (installed.Any(m => m.Name == request.Name))
                 throw new SKApiException(ErrorIds.ModuleExists, $"Module '{request.Name}' already exists. Remove it first with Remove-SKModule.", request.Name);
 
             var targets = info.Nodes.Select(n => config.Nodes.First(c => c.Name == n)).ToList();
