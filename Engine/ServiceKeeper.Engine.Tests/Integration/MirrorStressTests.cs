@@ -75,7 +75,8 @@ namespace ServiceKeeper.Engine.Tests.Integration
             lab.WaitForState(lab.N1, "SECOND");
             MirrorLab.WaitFor(() => lastAnswer == "n2", "clients answered by n2", 30, lab.Describe);
             var answeredAfterSwap = answered;
-            Thread.Sleep(1000);
+            // More answers after the swap (a slow machine may take a while: no fixed delay).
+            MirrorLab.WaitFor(() => Volatile.Read(ref answered) > answeredAfterSwap, "more answers after the swap", 30, lab.Describe);
             stop.Cancel();
             Task.WaitAll(clients);
 
