@@ -92,7 +92,7 @@ function Get-TestSummary {
     param([string] $ResultsDirectory)
     $total = @{ Passed = 0; Failed = 0; Skipped = 0 }
     foreach ($trx in Get-ChildItem $ResultsDirectory -Filter '*.trx' -ErrorAction Ignore) {
-        [xml] $doc = Get-Content -Raw $trx.FullName
+        [xml] $doc = Get-Content -Raw -LiteralPath $trx.FullName
         $counters = $doc.TestRun.ResultSummary.Counters
         $total.Passed += [int] $counters.passed
         $total.Failed += [int] $counters.failed + [int] $counters.error + [int] $counters.timeout + [int] $counters.aborted
