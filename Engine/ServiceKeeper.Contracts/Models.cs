@@ -189,4 +189,101 @@ namespace ServiceKeeper.Contracts
         public bool Reachable { get; set; } = true;
         public string? Error { get; set; }
     }
+    /// <summary>One replicated directory of a mirror module on one node: Get-SKReplication.</summary>
+    public sealed class ReplicationStatus
+    {
+        public string Module { get; set; } = "";
+        public string Node { get; set; } = "";
+        public string Directory { get; set; } = "";
+        /// <summary>sync (the secondary has applied each write) or sync-disk (it has made it durable).</summary>
+        public string Mode { get; set; } = "";
+        /// <summary>replicating, alone (changes journaled for the peer), resyncing, receiving (secondary, up to date),
+        /// stale (secondary, not up to date) or stopped.</summary>
+        public string State { get; set; } = "";
+        public string? PeerNode { get; set; }
+        /// <summary>Mutations sent and not yet acknowledged by the secondary.</summary>
+        public long OperationsPending { get; set; }
+        public long BytesPending { get; set; }
+        /// <summary>Bytes the journal marks for the next resync (primary without its secondary).</summary>
+        public long BytesDirty { get; set; }
+        public long FilesDirty { get; set; }
+        public long BytesReplicated { get; set; }
+        public long OperationsReplicated { get; set; }
+        /// <summary>Replicated bytes per second over the last seconds.</summary>
+        public double WriteBytesPerSecond { get; set; }
+        /// <summary>Mean wait for the secondary's acknowledgement over the last seconds, in milliseconds.</summary>
+        public double AckMilliseconds { get; set; }
+        /// <summary>Last moment both copies were known identical.</summary>
+        public DateTime? LastSyncPointUtc { get; set; }
+        public ResyncProgress? Resync { get; set; }
+        /// <summary>The last resync that finished here.</summary>
+        public ResyncProgress? LastResync { get; set; }
+        public bool Reachable { get; set; } = true;
+        public string? Error { get; set; }
+    }
+
+    /// <summary>A resynchronisation of one directory, running or finished.</summary>
+    public sealed class ResyncProgress
+    {
+        /// <summary>journal (dirty zones), hash (block hashes of files changed since the last sync point) or full.</summary>
+        public string Method { get; set; } = "";
+        public long BytesDone { get; set; }
+        public long BytesTotal { get; set; }
+        public long FilesDone { get; set; }
+        public long FilesTotal { get; set; }
+        /// <summary>Bytes actually sent over the network (what a block comparison saved shows here).</summary>
+        public long BytesSent { get; set; }
+        public double BytesPerSecond { get; set; }
+        public double? EtaSeconds { get; set; }
+        public DateTime StartedUtc { get; set; }
+        public DateTime? FinishedUtc { get; set; }
+    }
+
+    /// <summary>One way the secondary's copy differs from the primary's: Test-SKReplication.</summary>
+    public sealed class ReplicationDifference
+    {
+        public string Module { get; set; } = "";
+        public string Directory { get; set; } = "";
+        /// <summary>Relative to Directory.</summary>
+        public string Path { get; set; } = "";
+        /// <summary>MissingOnSecondary, ExtraOnSecondary, Type, Content, Size, Mode, Owner, Link, Xattr.</summary>
+        public string Kind { get; set; } = "";
+        public string? Primary { get; set; }
+        public string? Secondary { get; set; }
+    }
+    /// <summary>What one node holds in a module's replicated directories, by content hash (engine to engine, for Test-SKReplication).</summary>
+    public sealed class ReplicationManifest
+    {
+        public string Node { get; set; } = "";
+        public List<ManifestDirectory> Directories { get; set; } = new List<ManifestDirectory>();
+    }
+
+    public sealed class ManifestDirectory
+    {
+        public string Directory { get; set; } = "";
+        public List<ManifestEntry> Entries { get; set; } = new List<ManifestEntry>();
+    }
+
+    /// <summary>One path of a replicated directory (not-replicated paths are left out).</summary>
+    public sealed class ManifestEntry
+    {
+        public string Path { get; set; } = "";
+        /// <summary>file, directory, symlink or other.</summary>
+        public string Type { get; set; } = "";
+        public long Size { get; set; }
+        /// <summary>Permission bits (octal in text: 0644).</summary>
+        public int Mode { get; set; }
+        public int Uid { get; set; }
+        public int Gid { get; set; }
+        /// <summary>Modification time, nanoseconds since the Unix epoch (files and symlinks).</summary>
+        public long MtimeNanoseconds { get; set; }
+        /// <summary>SHA-256 of the content (files).</summary>
+        public string? Sha256 { get; set; }
+        /// <summary>Target of a symlink.</summary>
+        public string? Link { get; set; }
+        /// <summary>Hard links: entries with the same group share one inode.</summary>
+        public int? LinkGroup { get; set; }
+        /// <summary>Extended attributes: name → SHA-256 of the value.</summary>
+        public Dictionary<string, string>? Xattrs { get; set; }
+    }
 }

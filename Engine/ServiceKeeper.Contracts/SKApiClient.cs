@@ -65,6 +65,12 @@ namespace ServiceKeeper.Contracts
         /// <summary>Buckets, share and live connections of every node of a farm module.</summary>
         public Task<List<FarmLoad>> GetFarmLoadAsync(string module, CancellationToken ct = default) =>
             SendAsync<List<FarmLoad>>(HttpMethod.Get, "v1/modules/" + Uri.EscapeDataString(module) + "/farmload", null, ct);
+        /// <summary>Each replicated directory of a mirror module on its nodes (one node when given).</summary>
+        public Task<List<ReplicationStatus>> GetReplicationAsync(string module, string? node = null, CancellationToken ct = default) =>
+            SendAsync<List<ReplicationStatus>>(HttpMethod.Get, "v1/modules/" + Uri.EscapeDataString(module) + "/replication" + (node == null ? "" : "?node=" + Uri.EscapeDataString(node)), null, ct);
+        /// <summary>Compares the primary's and the secondary's copies by content; empty when identical.</summary>
+        public Task<List<ReplicationDifference>> TestReplicationAsync(string module, CancellationToken ct = default) =>
+            SendAsync<List<ReplicationDifference>>(HttpMethod.Post, "v1/modules/" + Uri.EscapeDataString(module) + "/replication/test", null, ct);
         public Task<ModuleInfo> AddMirrorModuleAsync(AddMirrorModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Post, "v1/modules/mirror", request, ct);
         /// <summary>start, stop, restart, swap, prim, second; returns the module's state on its nodes afterwards.</summary>
         public Task<List<ModuleState>> SendCommandAsync(string module, ModuleCommandRequest request, CancellationToken ct = default) =>
@@ -95,6 +101,10 @@ namespace ServiceKeeper.Contracts
             SendAsync<List<LogLine>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/log?tail=" + tail + (afterSequence == null ? "" : "&after=" + afterSequence), null, ct);
         public Task<List<FarmLoad>> GetLocalFarmLoadAsync(string module, CancellationToken ct = default) =>
             SendAsync<List<FarmLoad>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/farmload", null, ct);
+        public Task<List<ReplicationStatus>> GetLocalReplicationAsync(string module, CancellationToken ct = default) =>
+            SendAsync<List<ReplicationStatus>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/replication", null, ct);
+        public Task<ReplicationManifest> GetLocalManifestAsync(string module, CancellationToken ct = default) =>
+            SendAsync<ReplicationManifest>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/replication/manifest", null, ct);
         public Task<ModuleInfo> InstallModuleLocalAsync(InstallModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Put, "v1/internal/modules/" + Uri.EscapeDataString(request.Name), request, ct);
         public Task<ModuleInfo> RemoveModuleLocalAsync(string name, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Delete, "v1/internal/modules/" + Uri.EscapeDataString(name), null, ct);
 

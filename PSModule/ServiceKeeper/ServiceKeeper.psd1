@@ -19,6 +19,7 @@
         'Get-SKLog'
         'Get-SKModule'
         'Get-SKNode'
+        'Get-SKReplication'
         'Get-SKResource'
         'Get-SKState'
         'New-SKCluster'
@@ -32,6 +33,7 @@
         'Start-SKSwap'
         'Stop-SKModule'
         'Test-SKCluster'
+        'Test-SKReplication'
         'Wait-SKState'
     )
     FunctionsToExport    = @()

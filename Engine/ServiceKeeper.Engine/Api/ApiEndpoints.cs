@@ -44,6 +44,10 @@ namespace ServiceKeeper.Engine.Api
             app.MapGet("/v1/modules/{name}/farmload", async (HttpContext ctx, string name) =>
                 await Write(ctx, await control.GetFarmLoadAsync(name, ctx.RequestAborted)));
             app.MapGet("/v1/internal/modules/{name}/farmload", (HttpContext ctx, string name) => Write(ctx, control.LocalFarmLoad(name)));
+            app.MapGet("/v1/modules/{name}/replication", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.GetReplicationAsync(name, Query(ctx, "node"), ctx.RequestAborted)));
+            app.MapPost("/v1/modules/{name}/replication/test", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.TestReplicationAsync(name, ctx.RequestAborted)));
             app.MapPost("/v1/modules/{name}/command", async (HttpContext ctx, string name) =>
                 await Write(ctx, await control.CommandAsync(name, await Read<ModuleCommandRequest>(ctx), ctx.RequestAborted)));
             app.MapPost("/v1/modules/{name}/maintenance", async (HttpContext ctx, string name) =>
@@ -70,6 +74,9 @@ namespace ServiceKeeper.Engine.Api
                 await Write(ctx, await runtime.Get(name).CommandAsync(await Read<ModuleCommandRequest>(ctx))));
             app.MapPost("/v1/internal/modules/{name}/maintenance", async (HttpContext ctx, string name) =>
                 await Write(ctx, await runtime.Get(name).SetMaintenanceAsync(await Read<MaintenanceRequest>(ctx))));
+            app.MapGet("/v1/internal/modules/{name}/replication", (HttpContext ctx, string name) => Write(ctx, control.LocalReplication(name)));
+            app.MapGet("/v1/internal/modules/{name}/replication/manifest", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.LocalManifestAsync(name, ctx.RequestAborted)));
             app.MapGet("/v1/internal/modules/{name}/resources", (HttpContext ctx, string name) => Write(ctx, runtime.Get(name).Resources));
             app.MapGet("/v1/internal/modules/{name}/log", (HttpContext ctx, string name) =>
             {

@@ -73,6 +73,13 @@ namespace ServiceKeeper.Engine.Mirror
 
         public IReadOnlyList<ModuleResource> Resources => _parts.Resources;
 
+        /// <summary>Get-SKReplication: each replicated directory here.</summary>
+        public IReadOnlyList<ReplicationStatus> ReplicationStatus() => [];
+
+        /// <summary>Test-SKReplication: what this node holds in the replicated directories, by content hash.</summary>
+        public Task<ReplicationManifest> BuildManifestAsync(CancellationToken ct) =>
+            throw new SKApiException(ErrorIds.NotSupported, $"{Name}: replication is not available yet.", Name);
+
         /// <summary>Opens the heartbeats, releases what a dead engine may have left, and resumes if the module was started.</summary>
         public async Task StartAsync()
         {

@@ -131,6 +131,54 @@ namespace ServiceKeeper.Engine.Modules
             runtime.Get(module) is Farm.FarmHost farm ? farm.Load()
                 : throw new SKApiException(ErrorIds.InvalidModuleState, $"Module '{module}' is not a farm module.", module);
 
+        public async Task<List<ReplicationStatus>> GetReplicationAsync(string module, string? node, CancellationToken ct)
+        {
+            var nodes = await ModuleNodesAsync(module, ct);
+            if (node != null && !nodes.Contains(node))
+                throw new SKApiException(ErrorIds.NodeNotFound, $"Module '{module}' does not run on a node named '{node}'.", node);
+            var all = await Task.WhenAll((node != null ? [node] : nodes).Select(async n =>
+            {
+                if (n == options.NodeName) return LocalReplication(module);
+                using var client = Peer(n);
+                try { return await client.GetLocalReplicationAsync(module, ct); }
+                catch (SKApiException ex) when (ex.ErrorId is ErrorIds.NodeUnreachable or ErrorIds.AuthenticationFailed)
+                {
+                    return [new ReplicationStatus { Module = module, Node = n, Reachable = false, Error = ex.Message }];
+                }
+            }));
+            return all.SelectMany(r => r).OrderBy(r => r.Node, StringComparer.Ordinal).ThenBy(r => r.Directory, StringComparer.Ordinal).ToList();
+        }
+
+        public List<ReplicationStatus> LocalReplication(string module) => Mirror(module).ReplicationStatus().ToList();
+
+        public Task<ReplicationManifest> LocalManifestAsync(string module, CancellationToken ct) => Mirror(module).BuildManifestAsync(ct);
+
+        /// <summary>
+        /// Test-SKReplication: both nodes list their copies by content hash and the serving node's list is
+        /// compared with the other's. Refused unless one node serves and the other is its secondary.
+        /// </summary>
+        public async Task<List<ReplicationDifference>> TestReplicationAsync(string module, CancellationToken ct)
+        {
+            var states = await GetStateAsync(module, ct);
+            var primary = states.FirstOrDefault(s => s.Reachable && s.State is "PRIM" or "ALONE");
+            var secondary = states.FirstOrDefault(s => s.Reachable && s.State == "SECOND");
+            if (primary == null || secondary == null)
+                throw new SKApiException(ErrorIds.InvalidModuleState,
+                    $"Module '{module}' needs a primary and a secondary to compare their copies; now: " +
+                    string.Join(", ", states.Select(s => s.Node + " " + (s.Reachable ? s.State : "unreachable"))) + ".", module);
+            var manifests = await Task.WhenAll(new[] { primary.Node, secondary.Node }.Select(async n =>
+            {
+                if (n == options.NodeName) return await LocalManifestAsync(module, ct);
+                using var client = Peer(n);
+                return await client.GetLocalManifestAsync(module, ct);
+            }));
+            return Replication.ManifestComparison.Compare(module, manifests[0], manifests[1]);
+        }
+
+        private Mirror.MirrorHost Mirror(string module) =>
+            runtime.Get(module) as Mirror.MirrorHost
+                ?? throw new SKApiException(ErrorIds.InvalidModuleState, $"Module '{module}' is not a mirror module: it replicates nothing.", module);
+
         public async Task<List<ModuleResource>> GetResourcesAsync(string module, string? node, CancellationToken ct)
         {
             var nodes = await ModuleNodesAsync(module, ct);
