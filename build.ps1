@@ -203,19 +203,26 @@ function Invoke-Bench {
     if (-not (Test-Root)) {
         throw 'The bench runs engines and keepalived in network namespaces and needs root. Run it as root: sudo dotnet pwsh ./build.ps1 -Task Bench'
     }
-    Install-DebianPackages @($TestPackages + 'keepalived' + 'curl' | Select-Object -Unique)
+    Install-DebianPackages @($TestPackages + 'keepalived' + 'curl' + 'wrk' | Select-Object -Unique)
     Invoke-Build
     $env:SK_ENGINE = Join-Path $Out 'engine/servicekeeper'
     $count = if ($Trials -gt 0) { $Trials } else { 20 }
-    Invoke-Native dotnet run --project (Join-Path $Root 'Engine/ServiceKeeper.Bench') -c $Configuration -- failover --trials $count --out (Join-Path $Out 'bench')
+    $bench = Join-Path $Root 'Engine/ServiceKeeper.Bench'
+    Invoke-Native dotnet run --project $bench -c $Configuration -- failover --trials $count --out (Join-Path $Out 'bench')
+    # Farm module with wrk: throughput through the VIP vs direct, imbalance, failed requests on cut/return.
+    Invoke-Native dotnet run --project $bench -c $Configuration --no-build -- farm --out (Join-Path $Out 'bench')
 }
 
 # Deterministic simulation of the mirror protocol (real MirrorStateMachine, simulated network, disks, clocks):
 # -Seed N replays one run with its trace; -Seeds COUNT runs many and ends with "<count> seeds, <violations> violations".
+# Deterministic simulation (Engine/ServiceKeeper.Simulation): -Seed n replays one seed with its trace, -Seeds n runs
+# many and ends with "<n> seeds, <v> violations". More simulator options (--model farm|both, --off Protection,
+# --witness on|off, ...) through SK_SIM_ARGS, e.g. SK_SIM_ARGS='--model both'.
 function Invoke-Simulate {
     $arguments = @('run', '--project', (Join-Path $Root 'Engine/ServiceKeeper.Simulation'), '-c', $Configuration, '--')
     if ($Seed -ge 0) { $arguments += @('--seed', $Seed) }
     else { $arguments += @('--seeds', $(if ($Seeds -gt 0) { $Seeds } else { 1000 })) }
+    if ($env:SK_SIM_ARGS) { $arguments += @($env:SK_SIM_ARGS -split '\s+' | Where-Object { $_ }) }
     & dotnet @arguments
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }

@@ -1,5 +1,6 @@
 // servicekeeper-bench: benchmarks that need real engines in network namespaces (root only).
 //   servicekeeper-bench failover [--trials N] [--out DIR] [--scenarios a,b] [--keep-files]
+//   servicekeeper-bench farm [--seconds N] [--connections N] [--threads N] [--rounds N] [--out DIR] [--keep-files]
 using System;
 using System.Collections.Generic;
 using System.Globalization;
@@ -15,6 +16,7 @@ public static class Program
 {
     private const string Usage = """
         Usage: servicekeeper-bench failover [--trials N] [--out DIR] [--scenarios LIST] [--keep-files]
+               servicekeeper-bench farm [--seconds N] [--connections N] [--threads N] [--rounds N] [--out DIR] [--keep-files]
 
           failover     RTO as a client sees it: a client namespace polls an HTTP application through
                        the VIP, the primary's cable is cut, RTO = last answer from the old primary to
@@ -25,7 +27,13 @@ public static class Program
           --scenarios  comma-separated subset of: {0}
           --keep-files leave /tmp/<lab prefix> (engine and keepalived logs) on disk
 
-        Needs root, iproute2, nftables, python3, keepalived and the engine (SK_ENGINE or out/engine/servicekeeper).
+          farm         a farm module on 3 nginx nodes driven by wrk from the client namespace: requests/s through
+                       the VIP with 1, 2, 3 nodes vs one node directly, imbalance at 3 nodes, failed requests
+                       while a node is cut and when it returns (farm.md, farm.csv). Defaults: 6 s per point,
+                       16 connections, 2 threads, 3 rounds.
+
+        Needs root, iproute2, nftables, python3, keepalived (failover), nginx and wrk (farm) and the engine
+        (SK_ENGINE or out/engine/servicekeeper).
         """;
 
     public static int Main(string[] args)
@@ -36,6 +44,7 @@ public static class Program
             Console.WriteLine(usage);
             return args.Length == 0 ? 2 : 0;
         }
+        if (args[0] == "farm") return RunFarm(args.Skip(1).ToArray(), usage);
         if (args[0] != "failover")
         {
             Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.\n\n{usage}");
@@ -74,6 +83,44 @@ public static class Program
         {
             var bench = new FailoverBench(options, Console.Out, cancel.Token);
             return bench.Run() ? 0 : 1;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("Cancelled.");
+            return 130;
+        }
+    }
+
+    private static int RunFarm(string[] args, string usage)
+    {
+        FarmBenchOptions options;
+        try
+        {
+            options = FarmBenchOptions.Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"{e.Message}\n\n{usage}");
+            return 2;
+        }
+        if (!NetLab.IsSupported(out var reason))
+        {
+            Console.Error.WriteLine($"The farm bench runs engines in network namespaces: {reason}.");
+            return 1;
+        }
+        using var cancel = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            if (cancel.IsCancellationRequested) return;
+            context.Cancel = true;
+            Console.Error.WriteLine("Stopping: removing the lab...");
+            cancel.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        try
+        {
+            return new FarmBench(options, Console.Out, cancel.Token).Run() ? 0 : 1;
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {

@@ -10,6 +10,7 @@ using Xunit.Abstractions;
 
 namespace ServiceKeeper.Engine.Tests.Integration
 {
+    [Collection(FarmEnginesCollection.Name)]
     public class FarmModuleTests(ITestOutputHelper output)
     {
         private const string Module = "www";

@@ -13,23 +13,12 @@
 // A contiguous "power-proportional ranges" split would be perfectly fair but moves up to half the
 // buckets on any change, cutting affinity for clients that did not need to move; we prefer stability.
 //
-// Transitions (how the module host must apply a new map; see Plan):
-//   Every node derives the map from its own copy of the view, and the copies change within about one
-//   heartbeat pulse of each other (a lost node is declared after slost_count pulses on every node).
-//   A bucket owned by two nodes at once is the harmful case: both answer the SYN, the client keeps
-//   the first SYN-ACK, and its ACK reaching the second node (still in SYN-RECV with another ISN)
-//   makes that node send a RST whose sequence number the client accepts — the new connection dies.
-//   A bucket owned by nobody only drops SYNs, and the client retransmits them (first RTO 1 s, far
-//   longer than a 100 ms pulse). So a node RELEASES the buckets it loses at once and TAKES the
-//   buckets it gains only after a settle delay of at least one pulse (plus the time to apply the
-//   filter), by which time every other node has seen the same view and released them. That bounds
-//   the gap to settle delay + one pulse, and there is no double-owner window as long as the views
-//   of all nodes converge within the settle delay. A node whose checkers fail leaves the view before
-//   it stops answering, so its buckets go to the others through the same release-then-take order.
-//   Established connections are not affected by any of this: the kernel filter accepts packets of
-//   connections the node already tracks (conntrack ESTABLISHED/RELATED) before the bucket test, and
-//   with nf_conntrack_tcp_loose=0 the bucket's new owner sees those mid-stream packets as INVALID
-//   and drops them silently instead of answering with a RST (see FarmFilterRules).
+// Transitions: how a node goes from one map to the next without double owners (release lost buckets
+// at once, take gained ones only once every member gossips the same view; Plan splits a change into
+// those two steps) and why established connections never move (conntrack) is FarmMachine's business:
+// see the header of FarmMachine.cs. In short, a bucket owned by two nodes at once is the harmful case
+// (both answer the SYN, the loser's RST kills the new connection); a bucket owned by nobody for a
+// moment only drops SYNs, which the client retransmits.
 using System;
 using System.Collections.Generic;
 using System.Linq;

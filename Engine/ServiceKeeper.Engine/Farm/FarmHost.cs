@@ -1,7 +1,10 @@
-// Runs one farm module on this node: every UP node holds the VIP, and the kernel filter of each
-// accepts only the buckets BucketMap gives it for the current membership view (UP nodes and their
-// power, from the heartbeats). A node whose application fails leaves the view before anything else.
+// Runs one farm module on this node: the actor loop around FarmMachine. It feeds the machine its
+// events (heartbeats, peers lost, checker and link changes, admin commands, procedure completions, the
+// kernel filter read back, ticks) and carries out its actions (filter, VIP, scripts, checkers), then
+// gossips the machine's view — always in that order, which is what makes "release before the others
+// take" hold (see FarmMachine).
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
@@ -22,37 +25,38 @@ using ServiceKeeper.Engine.Scripts;
 
 namespace ServiceKeeper.Engine.Farm
 {
-    public enum FarmStateName { Stop, Wait, Up }
-
     public sealed partial class FarmHost : IModuleHost
     {
-        private static readonly TimeSpan DrainLimit = TimeSpan.FromMinutes(5);
+        private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+        /// <summary>How often the kernel filter is read back (nft.&lt;module&gt;).</summary>
+        public static readonly TimeSpan VerifyInterval = TimeSpan.FromSeconds(2);
+        private static readonly TimeSpan DrainTimeout = TimeSpan.FromMinutes(5);
+
         private readonly ModuleHostContext _ctx;
         private readonly ModuleInfo _info;
         private readonly UserConfig _config;
         private readonly ILogger _log;
-        private readonly Channel<Func<Task>> _inbox = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly Channel<object> _inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
         private readonly CancellationTokenSource _life = new();
-        private readonly Dictionary<string, int> _powers;
-        private readonly Dictionary<string, FarmStateName> _peers = new(StringComparer.Ordinal);
+        private readonly FarmMachine _machine;
         private readonly ModuleParts _parts;
-        private readonly List<DateTimeOffset> _loops = new();
         private readonly NftablesFilter _filter;
         private readonly IPAddress _vip;
         private readonly int _prefix;
         private readonly string _interface;
-        private string?[] _map = new string?[BucketMap.BucketCount];
+        private readonly ConcurrentDictionary<string, byte[]> _lastPeerPayload = new(StringComparer.Ordinal);
+        private readonly ModuleResource _nftResource, _linkResource;
+        private CancellationTokenSource? _checkers;
         private HeartbeatChannel? _heartbeat;
-        private CancellationTokenSource? _checkersCts;
-        private Task? _loop;
-        private FarmStateName _state = FarmStateName.Stop;
-        private bool _ready = true;
-        private string? _reason;
-        private DateTimeOffset _since;
-        private bool _inView;
-        private bool _filterApplied;
-        private int _settleGeneration;
-        private bool _checkersEnabled = true, _errdEnabled = true;
+        private byte[]? _lastPayload;
+        private Task? _loop, _ticker;
+        private int _verifying;
+        private bool? _linkUp;
+        private volatile ModuleState _snapshot;
+
+        private sealed record Command(ModuleCommandRequest Request, TaskCompletionSource<ModuleState> Done);
+        private sealed record Maintenance(MaintenanceRequest Request, TaskCompletionSource<ModuleState> Done);
+        private sealed record VerifyDue;
 
         public FarmHost(ModuleHostContext ctx, ModuleInfo info, UserConfig config)
         {
@@ -60,10 +64,9 @@ namespace ServiceKeeper.Engine.Farm
             _info = info;
             _config = config;
             _log = ctx.LoggerFactory.CreateLogger("Farm");
-            _since = ctx.Time.GetUtcNow();
             var group = config.Vip.LoadBalancing.FirstOrDefault()
                 ?? throw new ConfigurationException($"{info.Name}/userconfig.xml", 0, 0, "a farm module needs a <loadbalancing_list> group.");
-            _powers = info.Nodes.ToDictionary(n => n, n => group.Hosts.FirstOrDefault(h => h.Name == n)?.Power ?? 1, StringComparer.Ordinal);
+            var powers = info.Nodes.ToDictionary(n => n, n => group.Hosts.FirstOrDefault(h => h.Name == n)?.Power ?? 1, StringComparer.Ordinal);
             var vip = config.Vip.Interfaces.SelectMany(i => i.Addresses.Select(a => (Interface: i.Name, a.Address, a.PrefixLength))).FirstOrDefault();
             if (vip.Address == null)
                 throw new ConfigurationException($"{info.Name}/userconfig.xml", 0, 0, "a farm module needs a virtual address.");
@@ -72,27 +75,42 @@ namespace ServiceKeeper.Engine.Farm
             _interface = vip.Interface ?? ctx.VirtualIps.ResolveInterface(_vip);
             _filter = new NftablesFilter(new FarmFilterRules(info.Name, [_vip], group.Rules), _interface);
             _parts = new ModuleParts(ctx, info, config);
+            var farm = config.Farm!;
+            _machine = new FarmMachine(
+                new FarmSettings(info.Name, ctx.Options.NodeName, info.Nodes, powers, farm.Pulse * farm.MasterLostCount,
+                    config.MaxLoop, config.LoopInterval, DrainTimeout),
+                ctx.Time);
+            var now = ctx.Time.GetUtcNow().UtcDateTime;
+            _nftResource = new ModuleResource { Module = info.Name, Node = Self, Resource = "nft." + info.Name, Value = "init", Action = "reapply", SinceUtc = now };
+            _linkResource = new ModuleResource { Module = info.Name, Node = Self, Resource = "link." + _interface, Value = "init", Action = "wait", SinceUtc = now };
+            _snapshot = BuildSnapshot();
         }
 
         public string Name => _info.Name;
         private string Self => _ctx.Options.NodeName;
 
-        public ModuleState State => new()
-        {
-            Module = Name, Node = Self, Kind = "farm", State = _state.ToString().ToUpperInvariant(), Ready = _ready,
-            Reason = _reason, SinceUtc = _since.UtcDateTime, UpToDate = true,
-            CheckersEnabled = _checkersEnabled, ErrdEnabled = _errdEnabled, FailoverEnabled = true,
-        };
+        public ModuleState State => _snapshot;
 
-        public IReadOnlyList<ModuleResource> Resources => _parts.Resources;
+        /// <summary>The checkers' resources, and the host's own: the kernel filter and the VIP's link.</summary>
+        public IReadOnlyList<ModuleResource> Resources
+        {
+            get
+            {
+                lock (_nftResource) return _parts.Resources.Concat([Copy(_nftResource), Copy(_linkResource)]).ToList();
+            }
+        }
+
+        /// <summary>The machine, for diagnostics (read-only use from outside the loop).</summary>
+        internal FarmMachine Machine => _machine;
 
         public async Task StartAsync()
         {
             // What an engine that died may have left: the filter, the VIP.
             if (!OperatingSystem.IsWindows() && _ctx.VirtualIps.IsPresent(_vip, _interface))
             {
-                Log("engine restarted: removing the filter and virtual IP the previous engine left");
-                TryRemoveFilterAndVip();
+                ModuleLog("module", "engine restarted: removing the filter and virtual IP the previous engine left");
+                await RemoveVipAsync();
+                RemoveFilter();
             }
             var farm = _config.Farm!;
             var peers = _info.Nodes.Where(n => n != Self)
@@ -100,92 +118,60 @@ namespace ServiceKeeper.Engine.Farm
             _heartbeat = _ctx.Heartbeats.OpenChannel(Name, peers, farm.Pulse, farm.Pulse * farm.MasterLostCount, OnHeartbeat);
             Publish();
             _loop = Task.Run(LoopAsync);
-            if (_config.Boot && _parts.Started) Post(() => StartCoreAsync());
+            _ticker = Task.Run(TickAsync);
+            if (_config.Boot && _parts.Started)
+            {
+                ModuleLog("module", "engine started: the module was running, starting it again");
+                _inbox.Writer.TryWrite(new FarmStartCommand());
+            }
         }
 
         public Task<ModuleState> CommandAsync(ModuleCommandRequest request)
         {
             var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            Post(async () =>
-            {
-                try
-                {
-                    switch (request.Command)
-                    {
-                        case ModuleCommands.Start:
-                            if (_state != FarmStateName.Stop)
-                                throw new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is already started on {Self} ({_state.ToString().ToUpperInvariant()}).", Name);
-                            _parts.Started = true;
-                            done.SetResult(State);
-                            await StartCoreAsync();
-                            return;
-                        case ModuleCommands.Stop:
-                            _parts.Started = false;
-                            Enter(FarmStateName.Wait, false, request.Drain ? "draining: new connections go to the other nodes" : "stopping");
-                            done.SetResult(State);
-                            await StopCoreAsync(request.Drain);
-                            return;
-                        case ModuleCommands.Restart:
-                            done.SetResult(State);
-                            await StopCoreAsync(drain: false);
-                            await StartCoreAsync();
-                            return;
-                        default:
-                            throw new SKApiException(ErrorIds.InvalidModuleState,
-                                $"'{request.Command}' is for mirror modules; {Name} is a farm module (every node serves).", Name);
-                    }
-                }
-                catch (SKApiException ex)
-                {
-                    done.TrySetException(ex);
-                }
-            });
+            if (!_inbox.Writer.TryWrite(new Command(request, done)))
+                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
             return done.Task;
         }
 
         public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request)
         {
             var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            Post(() =>
-            {
-                if (request.Checkers is { } c) _checkersEnabled = c;
-                if (request.Errd is { } e) _errdEnabled = e;
-                Log($"maintenance: checkers {(_checkersEnabled ? "on" : "off")}, errd {(_errdEnabled ? "on" : "off")}");
-                done.SetResult(State);
-                return Task.CompletedTask;
-            });
+            if (!_inbox.Writer.TryWrite(new Maintenance(request, done)))
+                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
             return done.Task;
         }
 
+        /// <summary>Get-SKFarmLoad on this node: its buckets and share of the current map, live connections.</summary>
         public List<FarmLoad> Load()
         {
-            var counts = BucketMap.Counts(_map);
-            var connections = _state == FarmStateName.Stop ? (int?)null : CountConnections();
+            // What the filter accepts now (while joining this is less than the map's share).
+            var owned = _machine.OwnedBuckets.Count;
+            var state = _machine.State;
             return
             [
                 new FarmLoad
                 {
-                    Module = Name, Node = Self, State = _state.ToString().ToUpperInvariant(), Power = _powers[Self],
-                    Buckets = counts.TryGetValue(Self, out var b) ? b : 0,
-                    SharePercent = Math.Round(100.0 * (counts.TryGetValue(Self, out var s) ? s : 0) / BucketMap.BucketCount, 1),
-                    Connections = connections,
+                    Module = Name, Node = Self, State = FarmMachine.Name(state), Power = _machine.Settings.PowerOf(Self),
+                    Buckets = owned,
+                    SharePercent = Math.Round(100.0 * owned / BucketMap.BucketCount, 1),
+                    Connections = state == FarmStateName.Stop ? null : CountConnections(),
                 },
             ];
         }
 
+        /// <summary>Stops the module here (the engine is stopping or the module is being removed) and waits for STOP.</summary>
         public async Task StopAsync(TimeSpan timeout, bool keepStartedFlag)
         {
-            if (_state != FarmStateName.Stop)
+            if (_machine.State != FarmStateName.Stop || _machine.RunningProcedure != null)
             {
-                var done = new TaskCompletionSource();
-                Post(async () =>
-                {
-                    await StopCoreAsync(drain: false);
-                    done.TrySetResult();
-                });
-                await Task.WhenAny(done.Task, Task.Delay(timeout));
+                var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
+                _inbox.Writer.TryWrite(new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done));
+                var deadline = _ctx.Time.GetUtcNow() + timeout;
+                while ((_machine.State != FarmStateName.Stop || _machine.RunningProcedure != null) && _ctx.Time.GetUtcNow() < deadline)
+                    await Task.Delay(50);
             }
-            _parts.Started = keepStartedFlag && _parts.Started;
+            if (keepStartedFlag) _parts.Started = true;
         }
 
         public async ValueTask DisposeAsync()
@@ -194,174 +180,336 @@ namespace ServiceKeeper.Engine.Farm
             _life.Cancel();
             StopCheckers();
             _heartbeat?.Dispose();
-            if (_loop != null) try { await _loop; } catch (OperationCanceledException) { }
+            foreach (var task in new[] { _loop, _ticker })
+                if (task != null) try { await task; } catch (OperationCanceledException) { }
             _life.Dispose();
         }
 
         // ------------------------------------------------------------------ the loop
 
-        private void Post(Func<Task> work) => _inbox.Writer.TryWrite(work);
-
         private async Task LoopAsync()
         {
-            await foreach (var work in _inbox.Reader.ReadAllAsync(_life.Token))
+            await foreach (var item in _inbox.Reader.ReadAllAsync(_life.Token))
             {
-                try { await work(); }
+                try
+                {
+                    switch (item)
+                    {
+                        case Command c: await HandleCommandAsync(c); break;
+                        case Maintenance m:
+                            await ApplyAsync(_machine.Handle(new FarmMaintenanceCommand(m.Request.Checkers, m.Request.Errd)));
+                            m.Done.SetResult(BuildSnapshot());
+                            break;
+                        case VerifyDue: StartVerify(); break;
+                        case FarmEvent e: await ApplyAsync(_machine.Handle(e)); break;
+                    }
+                }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     LogFailed(ex, Name);
-                    Log("internal error: " + ex.Message);
+                    ModuleLog("module", "internal error: " + ex.Message);
                 }
+                _snapshot = BuildSnapshot();
                 Publish();
             }
         }
 
-        private async Task StartCoreAsync()
+        private async Task HandleCommandAsync(Command c)
         {
-            _loops.Clear();
-            Enter(FarmStateName.Wait, false, "starting: start_both");
-            await RunScriptAsync("prestart", "start", _config.User.ForceStopTimeout);
-            if (!await StartApplicationAsync())
+            FarmEvent e;
+            switch (c.Request.Command)
             {
-                Enter(FarmStateName.Wait, false, "the application did not start; see Get-SKLog, then Restart-SKModule");
+                case ModuleCommands.Start: e = new FarmStartCommand(); break;
+                case ModuleCommands.Stop: e = new FarmStopCommand(c.Request.Drain); break;
+                case ModuleCommands.Restart: e = new FarmRestartCommand(); break;
+                default:
+                    c.Done.SetException(new SKApiException(ErrorIds.InvalidModuleState,
+                        $"'{c.Request.Command}' is for mirror modules; {Name} is a farm module (every node serves).", Name));
+                    return;
+            }
+            IReadOnlyList<FarmAction> actions;
+            try
+            {
+                actions = _machine.Handle(e);
+            }
+            catch (FarmCommandException ex)
+            {
+                c.Done.SetException(new SKApiException(ex.ErrorId, ex.Message, Name));
                 return;
             }
-            await _ctx.VirtualIps.AddAsync(_vip, _prefix, _interface, _life.Token);
-            Log($"virtual IP {_vip}/{_prefix} added on {_interface}");
-            StartCheckers();
-            JoinView();
+            if (e is FarmStartCommand or FarmRestartCommand) _parts.Started = true;
+            if (e is FarmStopCommand) _parts.Started = false;
+            // Answer once the actions ran: after Stop-SKModule -Drain returns, the node has left the map.
+            try { await ApplyAsync(actions); }
+            finally { c.Done.TrySetResult(BuildSnapshot()); }
         }
 
-        private async Task<bool> StartApplicationAsync()
+        private async Task ApplyAsync(IReadOnlyList<FarmAction> actions)
         {
-            var r = await RunScriptAsync("start_both", "start", _config.User.ForceStopTimeout);
-            return r.Succeeded || r.Missing;
-        }
-
-        private async Task StopApplicationAsync()
-        {
-            var r = await RunScriptAsync("stop_both", "stop", _config.User.NiceStopTimeout);
-            if (!r.Succeeded && !r.Missing) await RunScriptAsync("stop_both", "force", _config.User.ForceStopTimeout);
-        }
-
-        private async Task StopCoreAsync(bool drain)
-        {
-            if (_state == FarmStateName.Stop) return;
-            StopCheckers();
-            LeaveView(drain ? "draining: new connections go to the other nodes" : "stopping");
-            if (drain)
+            foreach (var action in actions)
             {
-                var watch = Stopwatch.StartNew();
-                while (CountConnections() is > 0 and var open && watch.Elapsed < DrainLimit)
+                switch (action)
                 {
-                    _reason = $"draining: {open} connection(s) still open";
-                    await Task.Delay(500, _life.Token);
+                    case ApplyFilter f: ApplyFilter(f); break;
+                    case Farm.RemoveFilter: RemoveFilter(); break;
+                    case AddVip:
+                        try
+                        {
+                            await _ctx.VirtualIps.AddAsync(_vip, _prefix, _interface, _life.Token);
+                            ModuleLog("module", $"virtual IP {_vip}/{_prefix} added on {_interface}");
+                        }
+                        catch (Exception ex) when (ex is not OperationCanceledException)
+                        {
+                            ModuleLog("module", $"adding the virtual IP failed: {ex.Message}");
+                        }
+                        break;
+                    case RemoveVip: await RemoveVipAsync(); break;
+                    case SetCheckers s:
+                        if (s.Running) StartCheckers();
+                        else StopCheckers();
+                        break;
+                    case Farm.CountConnections:
+                        _ = Task.Run(() => _inbox.Writer.TryWrite(new FarmConnectionsCounted(CountConnections())));
+                        break;
+                    case SetFilterResource r:
+                        lock (_nftResource) SetResource(_nftResource, r.Value, r.Reason);
+                        break;
+                    case RunFarmProcedure p: StartProcedure(p.Procedure); break;
+                    case FarmLog l:
+                        ModuleLog("module", l.Text);
+                        LogLine(l.Text.StartsWith(Name + ":", StringComparison.Ordinal) ? l.Text : Name + ": " + l.Text);
+                        break;
                 }
-                Log($"drained in {watch.Elapsed.TotalSeconds:0.0} s");
             }
-            await StopApplicationAsync();
-            TryRemoveFilterAndVip();
-            await RunScriptAsync("poststop", "stop", _config.User.ForceStopTimeout);
-            Enter(FarmStateName.Stop, true, null);
         }
 
-        // ------------------------------------------------------------------ membership and buckets
-
-        private void JoinView()
+        private async Task TickAsync()
         {
-            _inView = true;
-            Enter(FarmStateName.Up, true, null);
-            ApplyMap();
-        }
-
-        private void LeaveView(string reason)
-        {
-            _inView = false;
-            Enter(FarmStateName.Wait, false, reason);
-            Publish();
-            ApplyMap();
-        }
-
-        /// <summary>
-        /// Recomputes the map from the view. Buckets this node loses are released at once; buckets it gains
-        /// are taken after a settle delay, when every node has seen the same view (see BucketMap).
-        /// </summary>
-        private void ApplyMap()
-        {
-            var view = _peers.Where(p => p.Value == FarmStateName.Up).Select(p => p.Key).ToList();
-            if (_inView) view.Add(Self);
-            var newMap = BucketMap.Assign(view.Distinct().ToDictionary(n => n, n => _powers.GetValueOrDefault(n, 1), StringComparer.Ordinal));
-            var plan = BucketMap.Plan(_map, newMap, Self);
-            _map = newMap;
-            if (!_inView && !_filterApplied) return;
-            if (!_filterApplied)
+            var nextVerify = _ctx.Time.GetUtcNow() + VerifyInterval;
+            try
             {
-                _filter.Apply(plan.Interim);
-                _filterApplied = true;
-            }
-            else if (!plan.IsEmpty)
-            {
-                _filter.UpdateOwned(plan.Interim);
-            }
-            if (plan.Take.Count > 0)
-            {
-                var generation = ++_settleGeneration;
-                var settle = _config.Farm!.Pulse * 2 + TimeSpan.FromMilliseconds(100);
-                _ = Task.Delay(settle, _life.Token).ContinueWith(_ => Post(() =>
+                while (!_life.IsCancellationRequested)
                 {
-                    if (generation == _settleGeneration && _filterApplied) _filter.UpdateOwned(BucketMap.BucketsOf(_map, Self));
-                    return Task.CompletedTask;
-                }), TaskScheduler.Default);
+                    await Task.Delay(TickInterval, _ctx.Time, _life.Token);
+                    _inbox.Writer.TryWrite(new FarmTick());
+                    WatchLink();
+                    if (_ctx.Time.GetUtcNow() >= nextVerify)
+                    {
+                        nextVerify = _ctx.Time.GetUtcNow() + VerifyInterval;
+                        if (_machine.FilterInstalled) _inbox.Writer.TryWrite(new VerifyDue());
+                    }
+                }
             }
-            Log($"view: {string.Join(", ", view.Distinct().OrderBy(n => n, StringComparer.Ordinal))}; this node owns {BucketMap.BucketsOf(_map, Self).Count} of 256 buckets");
+            catch (OperationCanceledException) { }
         }
 
+        // ------------------------------------------------------------------ heartbeats
+
+        /// <summary>On the heartbeat service's threads: hand over at once, never block.</summary>
         private void OnHeartbeat(HeartbeatEvent e)
         {
             switch (e)
             {
                 case PeerMessage m:
-                    var state = DecodeState(m.Payload);
-                    if (state == null) return;
-                    Post(() =>
-                    {
-                        if (_peers.TryGetValue(m.Node, out var old) && old == state) return Task.CompletedTask;
-                        _peers[m.Node] = state.Value;
-                        ApplyMap();
-                        return Task.CompletedTask;
-                    });
+                    if (_lastPeerPayload.TryGetValue(m.Node, out var last) && last.AsSpan().SequenceEqual(m.Payload)) return;
+                    _lastPeerPayload[m.Node] = m.Payload;
+                    if (FarmPayload.Decode(m.Node, m.Payload) is { } view) _inbox.Writer.TryWrite(new FarmPeerHeard(view));
                     break;
                 case Heartbeat.PeerLost lost:
-                    Post(() =>
-                    {
-                        if (_peers.Remove(lost.Node))
-                        {
-                            Log($"{lost.Node} lost on every heartbeat network");
-                            ApplyMap();
-                        }
-                        return Task.CompletedTask;
-                    });
+                    _lastPeerPayload.TryRemove(lost.Node, out _);
+                    _inbox.Writer.TryWrite(new FarmPeerLost(lost.Node));
+                    break;
+                case RingDown d:
+                    ModuleLog("heartbeat", $"no heartbeat from {d.Node} on {_ctx.RingName(d.Ring)}: that network is down, the others carry on");
+                    break;
+                case RingUp u:
+                    ModuleLog("heartbeat", $"heartbeats from {u.Node} on {_ctx.RingName(u.Ring)} again");
                     break;
             }
         }
 
-        private sealed record Payload([property: JsonPropertyName("s")] FarmStateName State);
-
-        private static FarmStateName? DecodeState(byte[] payload)
+        /// <summary>Gossips the machine's view; called after the actions of every event were carried out.</summary>
+        private void Publish()
         {
-            try { return JsonSerializer.Deserialize<Payload>(payload)?.State; }
-            catch (JsonException) { return null; }
+            var payload = FarmPayload.Encode(_machine.View);
+            if (_lastPayload != null && _lastPayload.AsSpan().SequenceEqual(payload)) return;
+            _lastPayload = payload;
+            try
+            {
+                _heartbeat?.SetPayload(payload);
+            }
+            catch (ArgumentException ex)
+            {
+                // More members than a heartbeat can name (about 20 with short names): peers keep the last view.
+                ModuleLog("module", "the farm view does not fit in a heartbeat: " + ex.Message);
+            }
         }
 
-        private void Publish() => _heartbeat?.SetPayload(JsonSerializer.SerializeToUtf8Bytes(new Payload(_inView ? FarmStateName.Up : _state == FarmStateName.Stop ? FarmStateName.Stop : FarmStateName.Wait)));
+        // ------------------------------------------------------------------ kernel filter, VIP, link
 
-        // ------------------------------------------------------------------ checkers
+        private void ApplyFilter(ApplyFilter f)
+        {
+            try
+            {
+                if (f.Install) _filter.Apply(f.Owned);
+                else _filter.UpdateOwned(f.Owned);
+            }
+            catch (FarmFilterException ex) when (!f.Install)
+            {
+                // The table is gone or damaged (someone flushed it): write the whole ruleset instead.
+                ModuleLog("module", $"updating the owned buckets failed ({ex.Message}): reinstalling the filter");
+                try { _filter.Apply(f.Owned); }
+                catch (FarmFilterException again) { ModuleLog("module", "installing the filter failed: " + again.Message); }
+            }
+            catch (FarmFilterException ex)
+            {
+                ModuleLog("module", "installing the filter failed: " + ex.Message);
+            }
+        }
+
+        private void RemoveFilter()
+        {
+            try { _filter.Remove(); }
+            catch (FarmFilterException ex) { ModuleLog("module", "removing the filter failed: " + ex.Message); }
+        }
+
+        private async Task RemoveVipAsync()
+        {
+            try
+            {
+                await _ctx.VirtualIps.RemoveAsync(_vip, _prefix, _interface, CancellationToken.None);
+                ModuleLog("module", $"virtual IP {_vip}/{_prefix} removed from {_interface}");
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException) { ModuleLog("module", "removing the virtual IP failed: " + ex.Message); }
+        }
+
+        /// <summary>Reads the filter back off the loop; the answer names the filter version it checked.</summary>
+        private void StartVerify()
+        {
+            if (!_machine.FilterInstalled || Interlocked.Exchange(ref _verifying, 1) == 1) return;
+            var owned = _machine.OwnedBuckets;
+            var version = _machine.FilterVersion;
+            var vipExpected = _machine.VipAdded;
+            _ = Task.Run(() =>
+            {
+                try
+                {
+                    var status = _filter.Verify(owned);
+                    var vipMissing = vipExpected && !_ctx.VirtualIps.IsPresent(_vip, _interface);
+                    _inbox.Writer.TryWrite(new FarmFilterChecked(version, status.Problems, vipMissing));
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    ModuleLog("module", "checking the filter failed: " + ex.Message);
+                }
+                finally
+                {
+                    Volatile.Write(ref _verifying, 0);
+                }
+            });
+        }
+
+        /// <summary>
+        /// A node whose NIC lost its carrier (cable, switch port) leaves the map (resource link.&lt;if&gt;,
+        /// action wait) and comes back through a normal join, owning nothing until the others released its share.
+        /// </summary>
+        private void WatchLink()
+        {
+            var up = ReadCarrier(_interface);
+            if (up == null) return;
+            var changed = up != _linkUp;
+            _linkUp = up;
+            if (changed)
+            {
+                var reason = up.Value ? $"{_interface} has a carrier" : $"{_interface} has no carrier (cable or switch port down)";
+                lock (_nftResource) SetResource(_linkResource, up.Value ? ResourceValue.Up : ResourceValue.Down, reason);
+                ModuleLog(_linkResource.Resource, (up.Value ? "up: " : "down: ") + reason);
+                _inbox.Writer.TryWrite(new FarmResourceChanged(_linkResource.Resource, up.Value ? ResourceValue.Up : ResourceValue.Down, CheckAction.Wait, false, reason));
+            }
+            else if (!up.Value && _machine.InMap)
+            {
+                // Started (or rejoined) while the link was already down.
+                _inbox.Writer.TryWrite(new FarmResourceChanged(_linkResource.Resource, ResourceValue.Down, CheckAction.Wait, false, $"{_interface} has no carrier"));
+            }
+        }
+
+        private static bool? ReadCarrier(string iface)
+        {
+            if (!OperatingSystem.IsLinux()) return null;
+            try
+            {
+                return File.ReadAllText($"/sys/class/net/{iface}/carrier").Trim() == "1";
+            }
+            catch (IOException)
+            {
+                // EINVAL when the interface is administratively down: no carrier either.
+                return File.Exists($"/sys/class/net/{iface}/carrier") ? false : null;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+
+        // ------------------------------------------------------------------ procedures and checkers
+
+        private void StartProcedure(FarmProcedure procedure)
+        {
+            var state = FarmMachine.Name(_machine.State);
+            _ = Task.Run(async () =>
+            {
+                bool ok;
+                string? detail = null;
+                try
+                {
+                    (ok, detail) = await RunProcedureAsync(procedure, state, _life.Token);
+                }
+                catch (OperationCanceledException) when (_life.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    (ok, detail) = (false, ex.Message);
+                    ModuleLog("module", $"{procedure} failed: {ex.Message}");
+                }
+                _inbox.Writer.TryWrite(new FarmProcedureDone(procedure, ok, detail));
+            });
+        }
+
+        private async Task<(bool, string?)> RunProcedureAsync(FarmProcedure procedure, string state, CancellationToken ct)
+        {
+            switch (procedure)
+            {
+                case FarmProcedure.Prestart:
+                    await _parts.RunScriptAsync("prestart", [state, "UP", "start"], _config.User.ForceStopTimeout, ct);
+                    return (true, null);
+                case FarmProcedure.StartApplication:
+                    var start = await _parts.RunScriptAsync("start_both", [state, "UP", "start"], _config.User.ForceStopTimeout, ct);
+                    return start.Succeeded || start.Missing ? (true, null) : (false, Describe("start_both", start));
+                case FarmProcedure.StopApplication:
+                    var stop = await _parts.RunScriptAsync("stop_both", [state, "STOP", "stop"], _config.User.NiceStopTimeout, ct);
+                    if (!stop.Succeeded && !stop.Missing)
+                    {
+                        ModuleLog("module", Describe("stop_both", stop) + ": stopping with force");
+                        await _parts.RunScriptAsync("stop_both", [state, "STOP", "force"], _config.User.ForceStopTimeout, ct);
+                    }
+                    return (true, null);
+                case FarmProcedure.Poststop:
+                    await _parts.RunScriptAsync("poststop", [state, "STOP", "stop"], _config.User.ForceStopTimeout, ct);
+                    return (true, null);
+            }
+            return (false, "unknown procedure " + procedure);
+        }
+
+        private static string Describe(string script, ScriptResult r) =>
+            r.TimedOut ? $"{script} timed out after {r.Duration.TotalSeconds:0} s" : $"{script} exited with {r.ExitCode}";
 
         private void StartCheckers()
         {
-            if (_checkersCts != null) return;
-            _checkersCts = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
-            var token = _checkersCts.Token;
+            if (_checkers != null) return;
+            _checkers = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
+            var token = _checkers.Token;
             foreach (var checker in _parts.Checkers)
             {
                 var c = checker;
@@ -369,59 +517,29 @@ namespace ServiceKeeper.Engine.Farm
                 {
                     try { await c.RunAsync(change => OnResource(change), token); }
                     catch (OperationCanceledException) { }
+                    catch (Exception ex) { ModuleLog(c.Resource, "checker failed: " + ex.Message); }
                 });
             }
         }
 
         private void StopCheckers()
         {
-            _checkersCts?.Cancel();
-            _checkersCts?.Dispose();
-            _checkersCts = null;
+            if (_checkers == null) return;
+            _checkers.Cancel();
+            _checkers.Dispose();
+            _checkers = null;
+            _parts.ResetResources(_ => true);
         }
 
         private void OnResource(ResourceChange change)
         {
             _parts.Record(change);
-            Log($"{change.Resource} {change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
-            if (change.Value != ResourceValue.Down) return;
-            Post(async () =>
-            {
-                var errd = change.Resource.StartsWith("errd.", StringComparison.Ordinal);
-                if ((errd ? !_errdEnabled : !_checkersEnabled) || _state != FarmStateName.Up) return;
-                // The node leaves the map before anything else: its buckets go to the others at once.
-                LeaveView($"{change.Resource} is down: out of the map");
-                var now = _ctx.Time.GetUtcNow();
-                _loops.RemoveAll(t => now - t > _config.LoopInterval);
-                if (change.Action is CheckAction.Stop || _loops.Count >= _config.MaxLoop)
-                {
-                    Log(change.Action is CheckAction.Stop ? "action stop" : $"more than {_config.MaxLoop} restarts within {_config.LoopInterval}: stopping here");
-                    _parts.Started = false;
-                    await StopCoreAsync(drain: false);
-                    return;
-                }
-                if (change.Action is CheckAction.Wait or CheckAction.NoAction) return;
-                _loops.Add(now);
-                StopCheckers();
-                Log($"restarting the application ({change.Action.ToString().ToLowerInvariant()})");
-                await StopApplicationAsync();
-                if (await StartApplicationAsync())
-                {
-                    StartCheckers();
-                    JoinView();
-                }
-                else
-                {
-                    Enter(FarmStateName.Wait, false, "the application did not restart; see Get-SKLog");
-                }
-            });
+            ModuleLog(change.Resource, $"{change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
+            _inbox.Writer.TryWrite(new FarmResourceChanged(change.Resource, change.Value, change.Action,
+                change.Resource.StartsWith("errd.", StringComparison.Ordinal), change.Reason));
         }
 
         // ------------------------------------------------------------------ helpers
-
-        /// <summary>A script with the farm's arguments: current state, next state, action.</summary>
-        private Task<ScriptResult> RunScriptAsync(string script, string action, TimeSpan timeout) =>
-            _parts.RunScriptAsync(script, [_state.ToString().ToUpperInvariant(), action == "start" ? "UP" : "STOP", action], timeout, _life.Token);
 
         /// <summary>Established TCP connections to the VIP this node holds (local sockets), via ss.</summary>
         private int? CountConnections()
@@ -442,41 +560,67 @@ namespace ServiceKeeper.Engine.Farm
             }
         }
 
-        private void TryRemoveFilterAndVip()
+        private ModuleState BuildSnapshot() => new()
         {
-            try { _filter.Remove(); }
-            catch (FarmFilterException ex) { Log("removing the filter failed: " + ex.Message); }
-            _filterApplied = false;
-            try
-            {
-                _ctx.VirtualIps.RemoveAsync(_vip, _prefix, _interface, CancellationToken.None).GetAwaiter().GetResult();
-                Log($"virtual IP {_vip}/{_prefix} removed from {_interface}");
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException) { Log("removing the virtual IP failed: " + ex.Message); }
+            Module = Name, Node = Self, Kind = "farm", State = FarmMachine.Name(_machine.State), Ready = _machine.Ready,
+            Reason = _machine.Reason, SinceUtc = _machine.Since.UtcDateTime, UpToDate = true,
+            CheckersEnabled = _machine.CheckersEnabled, ErrdEnabled = _machine.ErrdEnabled, FailoverEnabled = true,
+        };
+
+        private void SetResource(ModuleResource r, ResourceValue value, string reason)
+        {
+            r.Value = value.ToString().ToLowerInvariant();
+            r.Reason = reason;
+            r.SinceUtc = _ctx.Time.GetUtcNow().UtcDateTime;
         }
 
-        private void Enter(FarmStateName state, bool ready, string? reason)
+        private static ModuleResource Copy(ModuleResource r) => new()
         {
-            if (state != _state || ready != _ready)
-            {
-                Log($"{Name}: {_state.ToString().ToUpperInvariant()}{(_ready ? "" : " (transient)")} -> {state.ToString().ToUpperInvariant()}{(ready ? "" : " (transient)")}{(reason == null ? "" : " (" + reason + ")")}");
-                _since = _ctx.Time.GetUtcNow();
-            }
-            _state = state;
-            _ready = ready;
-            _reason = reason;
-        }
+            Module = r.Module, Node = r.Node, Resource = r.Resource, Value = r.Value, Action = r.Action, Reason = r.Reason, SinceUtc = r.SinceUtc,
+        };
 
-        private void Log(string text)
-        {
-            _ctx.ModuleLog.Write(Name, "module", text);
-            LogLine(text.StartsWith(Name + ":", StringComparison.Ordinal) ? text : Name + ": " + text);
-        }
+        private void ModuleLog(string source, string text) => _ctx.ModuleLog.Write(Name, source, text);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "{Text}")]
         private partial void LogLine(string text);
 
         [LoggerMessage(Level = LogLevel.Error, Message = "{Module}: the farm loop failed")]
         private partial void LogFailed(Exception ex, string module);
+    }
+
+    /// <summary>The farm heartbeat payload: a FarmView as compact JSON.</summary>
+    public static class FarmPayload
+    {
+        private sealed record Wire(
+            [property: JsonPropertyName("s")] FarmStateName State,
+            [property: JsonPropertyName("m")] bool InMap,
+            [property: JsonPropertyName("e")] long Epoch,
+            [property: JsonPropertyName("v")] string[]? Members);
+
+        public static byte[] Encode(FarmView view) =>
+            JsonSerializer.SerializeToUtf8Bytes(new Wire(view.State, view.InMap, view.Epoch, view.Members.Select(m => m.ToString()).ToArray()));
+
+        /// <summary>The view <paramref name="node"/> sent, or null when the payload is not a farm view.</summary>
+        public static FarmView? Decode(string node, byte[] payload)
+        {
+            try
+            {
+                var w = JsonSerializer.Deserialize<Wire>(payload);
+                if (w == null) return null;
+                var members = new List<FarmMember>();
+                foreach (var text in w.Members ?? [])
+                {
+                    var colon = text.LastIndexOf(':');
+                    if (colon <= 0 || !long.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch))
+                        return null;
+                    members.Add(new FarmMember(text[..colon], epoch));
+                }
+                return new FarmView(node, w.State, w.InMap, w.Epoch, members);
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
     }
 }
