@@ -28,7 +28,7 @@ namespace ServiceKeeper.Simulation
     public sealed partial class MirrorSimulation
     {
         private long _convergedAt = -1;
-        private bool _overlapSeen;
+        private bool _overlapSeen, _forcedOverlapSeen;
         private readonly System.Collections.Generic.HashSet<SimNode> _adminChoseSecondary = new();
 
         private void Fail(string invariant, string message)
@@ -50,13 +50,20 @@ namespace ServiceKeeper.Simulation
                 if (!_overlapSeen) { _overlapSeen = true; Trace(null, "overlap: both applications run while one is stopping (no fencing)"); }
                 return;
             }
+            // prim -Force is the admin overriding the engine's judgement (it is also refused only when the peer is seen serving):
+            // a forced node serving next to one it could not see is the admin's doing, accounted as such, not the protocol's.
+            if (_witness && a.Up && b.Up && a.AppRunning && b.AppRunning && a.Reachable && b.Reachable && (a.Disk.Authoritative || b.Disk.Authoritative))
+            {
+                if (!_forcedOverlapSeen) { _forcedOverlapSeen = true; Trace(null, "both applications run after prim -Force (the admin's choice)"); }
+                return;
+            }
             if (_witness && a.Up && b.Up && a.AppRunning && b.AppRunning && a.Reachable && b.Reachable)
                 Fail(Invariants.NoDoubleServingWithWitness, $"both applications run and clients reach both ({a.Name}: {a.Describe()}; {b.Name}: {b.Describe()})");
         }
 
         private void CheckApplicationStart(SimNode n)
         {
-            var missing = _ackOrder.Where(id => !_discarded.Contains(id) && !n.DataSet.Contains(id)).ToList();
+            var missing = _ackOrder.Take(n.AcknowledgedAtServeDecision).Where(id => !_discarded.Contains(id) && !n.DataSet.Contains(id)).ToList();
             if (missing.Count == 0) return;
             // Writes acknowledged while this node was connected should have reached it: a lost write. Writes acknowledged
             // while it was down or stopped mean it is stale and should have known.
@@ -141,15 +148,26 @@ namespace ServiceKeeper.Simulation
                 return;
             }
             // An admin asked for a secondary whose peer's data is stale: both wait for the admin's next word (prim -Force).
-            var waiting = _nodes.FirstOrDefault(n => n.Up && n.Machine!.State == MirrorStateName.Second && !n.Machine.Ready && n.Machine.RunningProcedure == null);
-            if (waiting != null && waiting.Peer.Up && waiting.Peer.Machine!.State == MirrorStateName.Wait &&
-                waiting.Peer.Machine.Reason?.Contains("not up to date", StringComparison.Ordinal) == true && _adminChoseSecondary.Contains(waiting))
+            // (its peer waits as "not up to date", or waits for it in turn: the admin told the node with the newer data to discard it)
+            var waiting = _nodes.FirstOrDefault(n => n.Up && n.Machine!.State == MirrorStateName.Second && !n.Machine.Ready && n.Machine.RunningProcedure == null
+                                                     && _adminChoseSecondary.Contains(n));
+            var peerOfWaiting = waiting?.Peer;
+            if (waiting != null && peerOfWaiting!.Up && !peerOfWaiting.Machine!.IsServing &&
+                (peerOfWaiting.Machine.Reason?.Contains("not up to date", StringComparison.Ordinal) == true ||
+                 peerOfWaiting.Machine.Reason?.Contains("no data yet", StringComparison.Ordinal) == true ||
+                 (peerOfWaiting.Machine.State == MirrorStateName.Second && !peerOfWaiting.Machine.Ready &&
+                  MirrorStateMachine.Relate(waiting.Disk.Generation, waiting.Disk.History, peerOfWaiting.Disk.Generation, peerOfWaiting.Disk.History)
+                      is DataRelation.Ahead or DataRelation.Diverged)))
             {
                 _outcome = "an admin-chosen secondary waits for a stale peer, the admin decides";
                 Trace(null, _outcome);
                 return;
             }
             Converged(out var why);
+            if (_o.Trace)
+                foreach (var n in _nodes.Where(n => n.Up))
+                    Trace(n, "internals: " + string.Join(", ", typeof(MirrorStateMachine).GetFields(System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)
+                        .Where(f => f.FieldType == typeof(bool) || f.FieldType == typeof(Procedure?)).Select(f => f.Name + "=" + f.GetValue(n.Machine))));
             Fail(Invariants.ConvergesAfterFaults,
                 $"{_o.ConvergenceBound.TotalSeconds:0} s after the faults stopped: {why}; {a.Name}: {a.Describe()} ({a.Machine?.Reason}); {b.Name}: {b.Describe()} ({b.Machine?.Reason})");
         }

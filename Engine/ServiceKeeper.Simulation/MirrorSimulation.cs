@@ -1,9 +1,17 @@
 // Deterministic simulation of one mirror module on two nodes: the real MirrorStateMachine on each node, a
 // host modelled on MirrorHost (procedures that take time and may fail, a persisted record, heartbeats that
 // carry machine.View every pulse, a liveness detector), a switch with a witness and a client on it, and an
-// application whose data is a log of writes replicated synchronously to the secondary. Everything (fault
-// schedule, durations, losses) comes from one seeded Random and one event queue ordered by simulated time,
-// so a seed replays exactly. Invariants are checked after every step (see Invariants).
+// application whose data is a log of writes replicated synchronously to the secondary over a connection
+// (messages and acknowledgements; a write is acknowledged to the application when the secondary's ack arrives,
+// or, once the machine has answered ReplicationLost, from the dirty journal). Everything (fault schedule,
+// durations, losses) comes from one seeded Random and one event queue ordered by simulated time, so a seed
+// replays exactly. Invariants are checked after every step (see Invariants).
+//
+// Reachability model (the limit of a ping witness): every fault sits at a node's port to the switch, where the
+// witness also is: a cut or a lossy port hits the node's heartbeats, its replication and its witness probes
+// alike. Two nodes that both reach the witness but not each other (a fault on a path between the nodes only)
+// cannot be told apart from a dead peer by a ping witness; no protocol without fencing keeps them from both
+// serving, so that fault is not drawn (documented in DESIGN terms in Invariants.NoDoubleServingWithWitness).
 using System;
 using System.Collections.Generic;
 using System.Linq;
@@ -23,6 +31,8 @@ namespace ServiceKeeper.Simulation
         private static readonly TimeSpan Pulse = TimeSpan.FromMilliseconds(50);
         private static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromMilliseconds(1500);
         private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+        /// <summary>rfs sendtimeout: a write the secondary has not acknowledged by then means replication is lost.</summary>
+        private static readonly TimeSpan SendTimeout = TimeSpan.FromMilliseconds(1200);
         private const int TraceKeep = 400;
 
         private readonly SimOptions _o;
@@ -32,14 +42,14 @@ namespace ServiceKeeper.Simulation
         private readonly SimNode[] _nodes;
         private readonly bool _witness;
         private long _now, _seq, _steps;
-        private int _generations, _writes;
+        private int _generations, _writes, _connections;
         private Violation? _violation;
         private bool _faultsOver;
         private string _outcome = "";
 
         // network conditions during the fault phase
-        private double _loss, _duplicate;
-        private long _lossUntil, _delayUntil;
+        private double _duplicate;
+        private long _delayUntil;
 
         // the application's point of view: writes it was told are done (and when), writes an admin chose to discard
         private readonly Dictionary<int, long> _acknowledged = new();
@@ -124,16 +134,20 @@ namespace ServiceKeeper.Simulation
             n.PeerIncarnationSeen = n.PeerSequenceSeen = -1;
             n.PeerAlive = false;
             n.LastDelivered = null;
-            n.Replicating = n.StopReplicationWhenStopped = false;
+            n.Replicating = false;
+            n.Connection = null;
             n.PendingWrites.Clear();
             n.SendSequence = 0;
             n.ForcedSinceServing = false;
             var disk = n.Disk;
-            if (_o.Off.HasFlag(Protection.StaleCheck) && disk.Generation != null) disk = disk with { UpToDate = true };
+            var safety = new MirrorSafety(
+                IgnoreWitness: _o.Off.HasFlag(Protection.WitnessCheck),
+                IgnoreGenerations: _o.Off.HasFlag(Protection.GenerationComparison),
+                IgnoreStaleness: _o.Off.HasFlag(Protection.StaleCheck));
             n.Machine = new MirrorStateMachine(
                 new MirrorSettings("web", n.Name, n.Peer.Name, "n1", Failover: true, DefaultPrimaryPolicy.Alone, null, MaxLoop: 3,
                     LoopInterval: TimeSpan.FromMinutes(10), HasWitness: _witness, StartupWait: HeartbeatTimeout * 2),
-                disk, n.Clock, () => $"g{++_generations}");
+                disk, n.Clock, () => $"g{++_generations}", safety);
             n.Published = n.Machine.View;
             Trace(n, $"engine up (incarnation {n.Incarnation}), disk gen {disk.Generation ?? "-"}{(disk.UpToDate ? " utd" : "")}");
             var inc = n.Incarnation;
@@ -154,6 +168,7 @@ namespace ServiceKeeper.Simulation
             n.TornCrashPending = false;
             n.AppRunning = false;
             n.Replicating = false;
+            n.Connection = null;
             n.PendingWrites.Clear();
             n.Machine = null;
             n.DownSince = _now;
@@ -170,6 +185,7 @@ namespace ServiceKeeper.Simulation
                 return;
             }
             IReadOnlyList<MirrorAction> actions;
+            var servingBefore = n.Machine!.IsServing;
             try
             {
                 actions = n.Machine!.Handle(e);
@@ -182,26 +198,14 @@ namespace ServiceKeeper.Simulation
             var count = actions.Count;
             var torn = n.TornCrashPending && count > 0;
             if (torn) count = _rng.Next(count + 1);
-            if (_o.Trace && (label != null || actions.Any(a => a is not LogAction) || e is not (Tick or PeerHeard)))
+            if (_o.Trace && (label != null || actions.Any(a => a is not LogAction) || e is not (Tick)))
                 Trace(n, $"{label ?? Describe(e)} -> {n.Describe()}");
-            var replicatingBefore = n.Replicating;
+            var wasServing = servingBefore;
             for (var i = 0; i < count; i++) Execute(n, actions[i]);
-            // The machine asks to stop replicating before it stops the application (Unserve), so writes the application
-            // makes while stop_prim runs would stay on this node only. Unless the simulation shows that engine order,
-            // the host keeps replicating until the application has stopped.
-            if (!_o.EngineStopReplicationOrder && replicatingBefore && !n.Replicating && n.Machine!.RunningProcedure == Procedure.StopApplication &&
-                actions.Take(count).Any(a => a is RunProcedure { Procedure: Procedure.StopApplication }))
-            {
-                n.Replicating = true;
-                n.StopReplicationWhenStopped = true;
-            }
-            if (torn)
-            {
-                Crash(n, $"torn: {count} of {actions.Count} actions of this step were carried out");
-                return;
-            }
+            if (torn) Crash(n, $"torn: {count} of {actions.Count} actions of this step were carried out");
+            if (e is PrimCommand or SecondCommand or StopCommand or StartCommand or RestartCommand) AccountAdminChoice(n, e, wasServing);
+            if (torn) return;
             n.Published = n.Machine!.View;
-            ResolvePendingWrites(n);
         }
 
         private void Execute(SimNode n, MirrorAction action)
@@ -212,14 +216,23 @@ namespace ServiceKeeper.Simulation
                     n.Disk = p.Disk;
                     break;
                 case RunProcedure r:
+                    // What a node must hold when its application starts: every write acknowledged up to its decision to serve
+                    // (what the other node acknowledges later, while this one starts, is two nodes serving: NoDoubleServing's).
+                    if (r.Procedure == Procedure.StartApplication) n.AcknowledgedAtServeDecision = _ackOrder.Count;
                     RunProcedure(n, r);
                     break;
                 case StartReplication:
                     n.Replicating = true;
-                    n.StopReplicationWhenStopped = false;
+                    OpenConnection(n);
                     break;
                 case StopReplication:
+                    // As MirrorHost: the writes still waiting for the secondary complete into the dirty journal (the
+                    // machine persisted the generation they belong to before this action).
                     n.Replicating = false;
+                    n.Connection = null;
+                    if (n.AppRunning)
+                        foreach (var id in n.PendingWrites.Keys.OrderBy(k => k)) Acknowledge(n, id);
+                    n.PendingWrites.Clear();
                     break;
                 case LogAction l:
                     if (_o.Trace) Trace(n, "  log: " + l.Text);
@@ -231,6 +244,7 @@ namespace ServiceKeeper.Simulation
         {
             PeerHeard h => $"heard {h.Peer.Node} {MirrorStateMachine.Name(h.Peer.State)}{(h.Peer.Ready ? "" : "(T)")} gen {h.Peer.Generation ?? "-"}{(h.Peer.HandOver ? " handover" : "")}{(h.Peer.Starting ? " starting" : "")}",
             ProcedureDone d => $"{d.Procedure} done ({(d.Succeeded ? "ok" : "failed: " + d.Detail)})",
+            ReplicationLost r => $"replication lost ({r.Reason})",
             PeerLost => "peer lost",
             _ => e.GetType().Name,
         };
@@ -245,6 +259,8 @@ namespace ServiceKeeper.Simulation
                 n.LastDelivered = null;
                 Input(n, new PeerLost(), "peer lost (no heartbeat for the timeout)");
             }
+            CheckReplication(n);
+            if (!n.Up || n.Incarnation != inc) return;
             Input(n, new Tick());
             AfterLocal(n, TickInterval, () => TickLoop(n, inc));
         }
@@ -259,18 +275,21 @@ namespace ServiceKeeper.Simulation
             var copies = Chance(_duplicate) ? 2 : 1;
             for (var c = 0; c < copies; c++)
             {
-                if (!Chance(_now < _lossUntil ? _loss : 0)) Send(n, n.Peer, () => HeartbeatArrives(n.Peer, inc, seq, view));
+                Send(n, n.Peer, () => HeartbeatArrives(n.Peer, inc, seq, view));
             }
             AfterLocal(n, Pulse, () => PulseLoop(n, inc));
         }
 
-        /// <summary>Sends a datagram over the switch: lost if either port is down when it passes, delayed (and so reordered) at random.</summary>
+        /// <summary>Sends a datagram over the switch: lost if either port is down or drops it, delayed (and so reordered) at random.</summary>
         private void Send(SimNode from, SimNode to, Action arrive)
         {
-            if (!from.PortOut) return;
+            if (!PassesOut(from)) return;
             var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 800) : TimeSpan.FromTicks(_rng.Next(1_000, 20_000));
-            After(delay, null, to, () => { if (to.PortIn && to.Up) arrive(); });
+            After(delay, null, to, () => { if (to.Up && PassesIn(to)) arrive(); });
         }
+
+        private bool PassesOut(SimNode n) => n.PortOut && !(_now < n.LossUntil && Chance(n.LossOut));
+        private bool PassesIn(SimNode n) => n.PortIn && !(_now < n.LossUntil && Chance(n.LossIn));
 
         private void HeartbeatArrives(SimNode n, int senderIncarnation, long seq, PeerView view)
         {
@@ -283,19 +302,12 @@ namespace ServiceKeeper.Simulation
             if (!fresh) return;
             n.LastHeard = n.Clock.GetUtcNow();
             n.PeerAlive = true;
-            if (_o.Off.HasFlag(Protection.GenerationComparison))
-            {
-                var mine = n.Machine!.Disk;
-                view = view with { Generation = mine.Generation ?? view.Generation, History = mine.Generation == null ? view.History : mine.History };
-            }
             if (n.LastDelivered != null && SameView(n.LastDelivered, view)) return;
             n.LastDelivered = view;
             Input(n, new PeerHeard(view));
         }
 
-        private static bool SameView(PeerView a, PeerView b) =>
-            a.State == b.State && a.Ready == b.Ready && a.Generation == b.Generation && a.Consistent == b.Consistent && a.UpToDate == b.UpToDate &&
-            a.Authoritative == b.Authoritative && a.HandOver == b.HandOver && a.Starting == b.Starting && a.History.SequenceEqual(b.History);
+        private static bool SameView(PeerView a, PeerView b) => a with { History = b.History } == b && a.History.SequenceEqual(b.History);
 
         private bool Connected(SimNode a, SimNode b) => a.Up && b.Up && a.Reachable && b.Reachable;
 
@@ -336,7 +348,8 @@ namespace ServiceKeeper.Simulation
                         else detail = "connection to " + peer.Name + " lost";
                         break;
                     case Procedure.ProbeWitness:
-                        ok = n.Reachable || _o.Off.HasFlag(Protection.WitnessCheck);
+                        // Two pings to the witness on the switch: each needs the request out of this node's port and the answer back in.
+                        ok = Enumerable.Range(0, 2).Select(_ => PassesOut(n) && PassesIn(n)).ToArray().Any(x => x);
                         break;
                 }
                 Input(n, new ProcedureDone(r.Procedure, ok, detail), $"{r.Procedure} done ({(ok ? "ok" : "failed: " + detail)})");
@@ -354,7 +367,6 @@ namespace ServiceKeeper.Simulation
         private void ApplicationStopped(SimNode n)
         {
             n.AppRunning = false;
-            if (n.StopReplicationWhenStopped) n.Replicating = n.StopReplicationWhenStopped = false;
             Trace(n, "application stopped");
             FailPendingWrites(n);
         }
@@ -383,36 +395,98 @@ namespace ServiceKeeper.Simulation
                 Acknowledge(node, id);
                 return;
             }
-            node.PendingWrites[id] = _now;
-            var inc = node.Incarnation;
-            var peer = node.Peer;
-            var peerInc = peer.Incarnation;
+            // Replicating (PRIM, or ALONE while its secondary resyncs): the write returns when the secondary has applied it.
+            SendReplica(node.Connection!, id);
             if (_o.Off.HasFlag(Protection.WriteAckWait)) Acknowledge(node, id);
-            // Replication runs on a connection: no loss while it holds, but it breaks with a partition or a restart, and
-            // what still sits in the sender's queue dies with the sender.
-            var queued = TimeSpan.FromTicks(_rng.Next(1_000, 500_000));
-            var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 500) : TimeSpan.FromTicks(_rng.Next(2_000, 100_000));
-            After(queued, null, node, () =>
+            else node.PendingWrites[id] = _now;
+        }
+
+        private void OpenConnection(SimNode n)
+        {
+            var peer = n.Peer;
+            var c = new ReplicationConnection
             {
-                if (!node.Up || node.Incarnation != inc || !node.PortOut) return;
-                After(delay, null, peer, () => ReplicaArrives(node, inc, peer, peerInc, id));
+                Id = ++_connections, From = n, To = peer, FromIncarnation = n.Incarnation, ToIncarnation = peer.Incarnation,
+            };
+            n.Connection = c;
+            if (!Connected(n, peer)) Break(c, "connect failed");
+        }
+
+        private void Break(ReplicationConnection c, string why)
+        {
+            if (c.Broken) return;
+            c.BrokenAt = _now;
+            c.BrokenWhy = why;
+            if (_o.Trace) Trace(c.From, $"replication connection {c.Id} to {c.To.Name} broken ({why})");
+        }
+
+        /// <summary>TCP over the ports: a packet the port drops is sent again after a retransmission timeout, in order.</summary>
+        private long Transit(SimNode from, SimNode to, long notBefore, out string? cut)
+        {
+            cut = null;
+            var t = _now + _rng.Next(2_000, 100_000);
+            if (_now < _delayUntil && Chance(0.3)) t += Ms(1, 500).Ticks;
+            for (var attempt = 0; ; attempt++)
+            {
+                if (!from.PortOut) { cut = from.Name + "'s port is cut"; return 0; }
+                if (PassesOut(from) && (_now >= to.LossUntil || !Chance(to.LossIn))) break;
+                if (attempt >= 6) { cut = "retransmissions exhausted"; return 0; }
+                t += TimeSpan.FromMilliseconds(200 << attempt).Ticks;
+            }
+            return Math.Max(t, notBefore + 1);
+        }
+
+        private void SendReplica(ReplicationConnection c, int id)
+        {
+            // The write first waits in the sender's queue (it dies with the sender), then crosses the network in order.
+            c.LastQueued = Math.Max(c.LastQueued + 1, _now + _rng.Next(1_000, 500_000));
+            At(c.LastQueued, null, c.From, () =>
+            {
+                if (c.Broken || !c.From.Up || c.From.Incarnation != c.FromIncarnation) return;
+                var arrival = Transit(c.From, c.To, c.LastArrival, out var cut);
+                if (cut != null) { Break(c, cut); return; }
+                c.LastArrival = arrival;
+                At(arrival, null, c.To, () => ReplicaArrives(c, id));
             });
         }
 
-        private void ReplicaArrives(SimNode node, int inc, SimNode peer, int peerInc, int id)
+        private void ReplicaArrives(ReplicationConnection c, int id)
         {
+            if (c.Broken) return;
+            var peer = c.To;
+            if (!peer.Up || peer.Incarnation != c.ToIncarnation) { Break(c, peer.Name + " restarted"); return; }
+            if (!peer.PortIn) { Break(c, peer.Name + "'s port is cut"); return; }
+            if (peer.Machine!.State != MirrorStateName.Second) { Break(c, peer.Name + " is no longer secondary"); return; }
+            if (_now < peer.StallUntil)
             {
-                if (!peer.Up || peer.Incarnation != peerInc || !peer.PortIn) return;
-                if (peer.Machine!.State != MirrorStateName.Second) return;
-                if (_now < peer.StallUntil) return; // connection times out: the primary's heartbeats decide
-                peer.Append(id);
-                if (!peer.PortOut) return;
-                After(TimeSpan.FromTicks(_rng.Next(2_000, 100_000)), null, node, () =>
-                {
-                    if (!node.Up || node.Incarnation != inc || !node.PortIn) return;
-                    if (node.PendingWrites.Remove(id)) Acknowledge(node, id);
-                });
+                // The secondary's disk stalls: the write waits in its socket (order kept: later ones queue behind it).
+                At(peer.StallUntil, null, peer, () => ReplicaArrives(c, id));
+                return;
             }
+            peer.Append(id);
+            var arrival = Transit(peer, c.From, c.LastAckArrival, out var cut);
+            if (cut != null) { Break(c, cut); return; }
+            c.LastAckArrival = arrival;
+            At(arrival, null, c.From, () =>
+            {
+                var node = c.From;
+                if (c.Broken || !node.Up || node.Incarnation != c.FromIncarnation || node.Connection != c) return;
+                if (!node.PortIn) { Break(c, node.Name + "'s port is cut"); return; }
+                if (node.PendingWrites.Remove(id)) Acknowledge(node, id);
+            });
+        }
+
+        /// <summary>The host's send timeout: a broken connection, or a write unacknowledged for too long, is reported once.</summary>
+        private void CheckReplication(SimNode n)
+        {
+            if (!n.Replicating || n.Connection is not { Reported: false } c) return;
+            var timeout = n.Clock.SimTicks(SendTimeout);
+            string? why = null;
+            if (c.Broken && _now - c.BrokenAt >= timeout) why = $"connection {c.Id} broken: {c.BrokenWhy}";
+            else if (n.PendingWrites.Count > 0 && _now - n.PendingWrites.Values.Min() >= timeout) why = $"send timeout on connection {c.Id}";
+            if (why == null) return;
+            c.Reported = true;
+            Input(n, new ReplicationLost(why), $"replication lost ({why})");
         }
 
         private void Acknowledge(SimNode node, int id)
@@ -420,23 +494,12 @@ namespace ServiceKeeper.Simulation
             if (!node.PortOut || _acknowledged.ContainsKey(id)) return; // the client never hears the answer
             _acknowledged[id] = _now;
             _ackOrder.Add(id);
+            // The admin made the other node's data authoritative (prim -Force) while this one still served: what this one
+            // acknowledges until it gives way is discarded by that choice too.
+            if (node.Peer.Disk.Authoritative && !node.Peer.DataSet.Contains(id) && _discarded.Add(id))
+                Trace(node, $"write {id} acknowledged here after prim -Force on {node.Peer.Name}: discarded by the admin's choice");
             foreach (var n in _nodes)
                 if (!n.Up || n.Machine!.State == MirrorStateName.Stop) _missedWhileAbsent[n].Add(id);
-        }
-
-        /// <summary>Replication was switched off with writes in flight: serving alone they complete (journaled); otherwise they fail.</summary>
-        private void ResolvePendingWrites(SimNode n)
-        {
-            if (n.Replicating || n.PendingWrites.Count == 0) return;
-            if (n.Up && n.Machine!.State == MirrorStateName.Alone && n.AppRunning)
-            {
-                foreach (var id in n.PendingWrites.Keys.OrderBy(k => k)) Acknowledge(n, id);
-                n.PendingWrites.Clear();
-            }
-            else if (!n.AppRunning || !n.Up || !n.Machine!.IsServing)
-            {
-                FailPendingWrites(n);
-            }
         }
 
         private static void FailPendingWrites(SimNode n) => n.PendingWrites.Clear();
@@ -483,11 +546,14 @@ namespace ServiceKeeper.Simulation
                 Trace(n, $"fault: port cut ({(way == 0 ? "both ways" : way == 1 ? "outgoing" : "incoming")})");
                 After(Ms(300, 20_000), $"port healed", n, () => n.PortIn = n.PortOut = true);
             }
-            else if (kind == FaultKind.HeartbeatLoss)
+            else if (kind == FaultKind.PacketLoss)
             {
-                _loss = 0.2 + _rng.NextDouble() * 0.75;
-                _lossUntil = _now + Ms(1000, 15_000).Ticks;
-                Trace(null, $"fault: heartbeat loss {_loss:P0} for {TimeSpan.FromTicks(_lossUntil - _now).TotalSeconds:0.0} s");
+                var loss = 0.2 + _rng.NextDouble() * 0.75;
+                var way = _o.OneWayCuts ? _rng.Next(3) : 0;
+                n.LossIn = way != 1 ? loss : 0;
+                n.LossOut = way != 2 ? loss : 0;
+                n.LossUntil = _now + Ms(1000, 15_000).Ticks;
+                Trace(n, $"fault: packet loss {loss:P0} at its port ({(way == 0 ? "both ways" : way == 1 ? "outgoing" : "incoming")}) for {TimeSpan.FromTicks(n.LossUntil - _now).TotalSeconds:0.0} s");
             }
             else if (kind == FaultKind.DelayReorderDuplicate)
             {
@@ -519,7 +585,7 @@ namespace ServiceKeeper.Simulation
 
         private static readonly (FaultKind Kind, int Weight)[] FaultWeights =
         [
-            (FaultKind.Crash, 12), (FaultKind.Partition, 18), (FaultKind.HeartbeatLoss, 10), (FaultKind.DelayReorderDuplicate, 8),
+            (FaultKind.Crash, 12), (FaultKind.Partition, 18), (FaultKind.PacketLoss, 10), (FaultKind.DelayReorderDuplicate, 8),
             (FaultKind.DiskStall, 8), (FaultKind.ApplicationFailure, 10), (FaultKind.AdminCommand, 34),
         ];
 
@@ -544,14 +610,20 @@ namespace ServiceKeeper.Simulation
                 SecondCommand s => s.FullSync ? "admin: second -FullSync" : "admin: second",
                 _ => "admin: " + e.GetType().Name.Replace("Command", "").ToLowerInvariant(),
             };
-            var wasServing = n.Machine!.IsServing;
             if (e is StartCommand or PrimCommand or SecondCommand) n.StartedFlag = true;
             if (e is StopCommand) n.StartedFlag = false;
             Input(n, e, label);
-            if (!n.Up) return;
-            // An explicit admin choice of one node's data discards what only the other holds: not a protocol failure.
-            if (e is PrimCommand { Force: true } && !wasServing && n.Machine!.Disk.Authoritative)
+        }
+
+        /// <summary>
+        /// An explicit admin choice of one node's data discards what only the other holds: not a protocol failure. Counted
+        /// where the engine carries the command out (a stalled disk defers it) and only as far as it was persisted.
+        /// </summary>
+        private void AccountAdminChoice(SimNode n, MirrorEvent e, bool wasServing)
+        {
+            if (e is PrimCommand { Force: true } && !wasServing && (n.Up ? n.Machine!.Disk.Authoritative : n.Disk.Authoritative))
                 DiscardAllBut(n, "prim -Force on " + n.Name);
+            if (!n.Up) return;
             if (e is SecondCommand && n.Machine!.State is MirrorStateName.Second or MirrorStateName.Wait)
             {
                 _adminChoseSecondary.Add(n);
@@ -576,11 +648,13 @@ namespace ServiceKeeper.Simulation
         private void EndFaults()
         {
             _faultsOver = true;
-            _loss = _duplicate = 0;
-            _lossUntil = _delayUntil = 0;
+            _duplicate = 0;
+            _delayUntil = 0;
             foreach (var n in _nodes)
             {
                 n.PortIn = n.PortOut = true;
+                n.LossIn = n.LossOut = 0;
+                n.LossUntil = 0;
                 n.StallUntil = Math.Min(n.StallUntil, _now);
                 n.TornCrashPending = false;
                 if (!n.Up) Boot(n, start: false);

@@ -16,6 +16,22 @@ namespace ServiceKeeper.Simulation
         public long SimTicks(TimeSpan local) => Math.Max(1, (long)(local.Ticks / Rate));
     }
 
+    /// <summary>
+    /// A replication connection (TCP): in order, no loss while it holds; a message that meets a cut port, a restarted
+    /// or stalled-out peer, or a peer that is no longer secondary breaks it. The sender notices at its send timeout.
+    /// </summary>
+    public sealed class ReplicationConnection
+    {
+        public required int Id;
+        public required SimNode From, To;
+        public required int FromIncarnation, ToIncarnation;
+        public long LastQueued, LastArrival, LastAckArrival;
+        public long BrokenAt = -1;
+        public string? BrokenWhy;
+        public bool Reported;
+        public bool Broken => BrokenAt >= 0;
+    }
+
     public sealed class SimNode
     {
         public required string Name;
@@ -29,11 +45,13 @@ namespace ServiceKeeper.Simulation
         public PeerView? Published;
         public long SendSequence;
         public bool Replicating;
-        public bool StopReplicationWhenStopped;
+        /// <summary>The replication connection to the peer while replicating (primary side).</summary>
+        public ReplicationConnection? Connection;
         public int ProcedureToken;
         public long ResyncPeerIncarnation;
         public readonly Dictionary<int, long> PendingWrites = new(); // write id -> issue time
         public bool ForcedSinceServing;
+        public int AcknowledgedAtServeDecision;
 
         // heartbeat receiver (liveness + replay guard)
         public long PeerIncarnationSeen = -1;
@@ -50,6 +68,9 @@ namespace ServiceKeeper.Simulation
 
         // ---- the machine room
         public bool PortIn = true, PortOut = true;
+        /// <summary>Packet loss at this node's port, per direction (a bad cable or NIC: it hits every packet, the witness's too).</summary>
+        public double LossIn, LossOut;
+        public long LossUntil;
         public long StallUntil;
         public bool AppRunning;
         public bool TornCrashPending;

@@ -5,20 +5,20 @@ using System;
 namespace ServiceKeeper.Simulation
 {
     /// <summary>
-    /// Protections the simulator can switch off, each modelled outside the engine (the engine offers no knob yet):
-    /// the machine is fed a lie that makes the protection ineffective.
+    /// Protections the simulator can switch off to show that the invariant relying on each is then reported: the
+    /// machine's own (MirrorSafety) and the host's (write acknowledgement, resync) as the simulator models it.
     /// </summary>
     [Flags]
     public enum Protection
     {
         None = 0,
-        /// <summary>The witness probe always answers "reachable", even from an isolated node.</summary>
+        /// <summary>MirrorSafety.IgnoreWitness: the machine decides as if no witness were configured.</summary>
         WitnessCheck = 1,
-        /// <summary>Heartbeats arrive with the receiver's own generation and history: every comparison says "same".</summary>
+        /// <summary>MirrorSafety.IgnoreGenerations: every generation comparison says "same".</summary>
         GenerationComparison = 2,
         /// <summary>Replication acknowledges a write to the application before the secondary applied it.</summary>
         WriteAckWait = 4,
-        /// <summary>A booting node reads its record as "up to date" whatever was persisted.</summary>
+        /// <summary>MirrorSafety.IgnoreStaleness: the machine treats its data as up to date whatever its record says.</summary>
         StaleCheck = 8,
         /// <summary>A resynchronisation never completes (the copy always breaks): nothing brings a returning node back.</summary>
         Resync = 16,
@@ -31,12 +31,13 @@ namespace ServiceKeeper.Simulation
         None = 0,
         Crash = 1,
         Partition = 2,
-        HeartbeatLoss = 4,
+        /// <summary>Packet loss at a node's port (one way or both): heartbeats, replication (retransmitted) and witness pings.</summary>
+        PacketLoss = 4,
         DelayReorderDuplicate = 8,
         DiskStall = 16,
         ApplicationFailure = 32,
         AdminCommand = 64,
-        All = Crash | Partition | HeartbeatLoss | DelayReorderDuplicate | DiskStall | ApplicationFailure | AdminCommand,
+        All = Crash | Partition | PacketLoss | DelayReorderDuplicate | DiskStall | ApplicationFailure | AdminCommand,
     }
 
     public sealed record SimOptions
@@ -56,16 +57,13 @@ namespace ServiceKeeper.Simulation
         public TimeSpan MeanFaultInterval { get; init; } = TimeSpan.FromSeconds(3);
         /// <summary>Keep a readable trace of every step (replays keep it; batch runs replay a failing seed to get it).</summary>
         public bool Trace { get; init; }
-        /// <summary>Crashes may tear the action list of the step they interrupt (later actions never happen).</summary>
+        /// <summary>Crashes may tear the action list of the step they interrupt (later actions never happen): persistent state torn.</summary>
         public bool TornCrashes { get; init; } = true;
-        /// <summary>Port cuts may be one-way (only incoming or only outgoing traffic lost).</summary>
+        /// <summary>Port cuts and port losses may be one-way (only incoming or only outgoing traffic).</summary>
         public bool OneWayCuts { get; init; } = true;
 
         /// <summary>The fault mix without the triggers of the engine findings reported so far (admin commands, one-way cuts,
         /// torn crashes): a baseline that must stay clean, against which switched-off protections must show.</summary>
         public SimOptions Core() => this with { Faults = Faults & ~FaultKind.AdminCommand, OneWayCuts = false, TornCrashes = false };
-        /// <summary>Carry out StopReplication where the machine emits it: before stop_prim runs (shows finding F1).
-        /// Off (default): the host keeps replicating until the application has stopped.</summary>
-        public bool EngineStopReplicationOrder { get; init; }
     }
 }

@@ -526,6 +526,29 @@ public sealed class NetLab : IDisposable
     }
 
     /// <summary>
+    /// Starts a program in the client namespace (own session), output discarded: background load for a
+    /// test. The caller disposes it; Dispose of the lab kills it with everything else in its namespaces.
+    /// </summary>
+    public Process StartInClient(string fileName, params string[] args)
+    {
+        ThrowIfDisposed();
+        var client = Client ?? throw new InvalidOperationException("This lab has no client namespace.");
+        var psi = new ProcessStartInfo(HostTools.Require("ip")) { UseShellExecute = false, RedirectStandardInput = true };
+        foreach (var a in new[] { "netns", "exec", client.Namespace, HostTools.Require("setsid"), fileName }.Concat(args ?? Array.Empty<string>()))
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
+        _log($"start in client: {HostTools.FormatCommandLine(psi.FileName, psi.ArgumentList)}");
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"Could not start {fileName} in the client namespace.");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>
     /// Runs a command to completion as <see cref="StartInNode"/> would start it (so it sees the
     /// node's bind mounts), with the lab's command timeout.
     /// </summary>
@@ -535,6 +558,19 @@ public sealed class NetLab : IDisposable
         ArgumentNullException.ThrowIfNull(node);
         var psi = NodeStartInfo(node, command, args ?? Array.Empty<string>(), outputFile: null);
         return HostTools.Run(psi.FileName, psi.ArgumentList, Options.CommandTimeout);
+    }
+
+    /// <summary>
+    /// Runs a command in the running engine's network and mount namespaces (nsenter), so it sees what the
+    /// engine mounted (replicated directories) as the module's application does.
+    /// </summary>
+    public ExecResult ExecInEngineMounts(LabNode node, TimeSpan timeout, string command, params string[] args)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(node);
+        var pid = node.EngineProcess is { HasExited: false } p ? p.Id
+            : throw new InvalidOperationException($"No engine runs on {node.Name}.");
+        return HostTools.Run(HostTools.Require("nsenter"), ["--target", pid.ToString(CultureInfo.InvariantCulture), "--mount", "--net", "--", command, .. args], timeout);
     }
 
     // ip netns exec NS setsid unshare --mount --propagation private sh -c SCRIPT sk-NODE FILE ARGS...

@@ -29,13 +29,17 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             public readonly HashSet<Procedure> Held = new();
             public readonly List<Procedure> Pending = new();
             public readonly List<string> Log = new();
+            /// <summary>Every action the machine returned, in order.</summary>
+            public readonly List<MirrorAction> Actions = new();
             public readonly List<Procedure> Ran = new();
+            /// <summary>A full resynchronisation ran on this node.</summary>
             public bool ResyncFull;
             public MirrorStateName State => Machine.State;
         }
 
-        public MirrorPair(bool failover = true, bool witness = false, string initialPrimary = "n1", string? defaultPrimary = null)
+        public MirrorPair(bool failover = true, bool witness = false, string initialPrimary = "n1", string? defaultPrimary = null, MirrorSafety? safety = null)
         {
+            Safety = safety;
             DefaultPrimaryNode = defaultPrimary;
             foreach (var (me, peer) in new[] { ("n1", "n2"), ("n2", "n1") })
                 Nodes[me] = new Node { Name = me, Machine = NewMachine(me, peer, MirrorDisk.Empty, failover, witness, initialPrimary) };
@@ -47,11 +51,12 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         private readonly bool Failover, Witness;
         private readonly string? DefaultPrimaryNode;
         private readonly string InitialPrimary;
+        private readonly MirrorSafety? Safety;
 
         private MirrorStateMachine NewMachine(string me, string peer, MirrorDisk disk, bool failover, bool witness, string initialPrimary) =>
             new(new MirrorSettings("web", me, peer, initialPrimary, failover,
                 DefaultPrimaryNode == null ? DefaultPrimaryPolicy.Alone : DefaultPrimaryPolicy.Node, DefaultPrimaryNode, 3, TimeSpan.FromHours(24),
-                witness, TimeSpan.FromSeconds(3)), disk, Time, () => $"g{++_generation:000}");
+                witness, TimeSpan.FromSeconds(3)), disk, Time, () => $"g{++_generation:000}", Safety);
 
         public Node this[string name] => Nodes[name];
         public Node Other(Node n) => Nodes[n.Name == "n1" ? "n2" : "n1"];
@@ -67,10 +72,21 @@ namespace ServiceKeeper.Engine.Tests.Mirror
 
         public void Start(string node) => Send(node, new StartCommand());
 
+        /// <summary>Like Send, and returns the actions of this one step (before the pair settles).</summary>
+        public IReadOnlyList<MirrorAction> Step(string node, MirrorEvent e)
+        {
+            var n = Nodes[node];
+            var actions = n.Machine.Handle(e);
+            Execute(n, actions);
+            Settle();
+            return actions;
+        }
+
         private void Execute(Node n, IReadOnlyList<MirrorAction> actions)
         {
             foreach (var action in actions)
             {
+                n.Actions.Add(action);
                 switch (action)
                 {
                     case PersistAction p: n.Persisted = p.Disk; break;
@@ -79,7 +95,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
                     case LogAction l: n.Log.Add(l.Text); break;
                     case RunProcedure r:
                         n.Ran.Add(r.Procedure);
-                        if (r.Procedure == Procedure.Resync) n.ResyncFull = r.FullSync;
+                        if (r.Procedure == Procedure.Resync) n.ResyncFull |= r.FullSync;
                         n.Pending.Add(r.Procedure);
                         break;
                 }

@@ -138,7 +138,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             pair.Start("n1");
             pair.Advance(TimeSpan.FromSeconds(5));
             AssertStates(pair, MirrorStateName.Prim, MirrorStateName.Second);
-            Assert.Equal(generation, pair["n1"].Persisted.History[0]);
+            Assert.True(pair["n1"].Persisted.History.Contains(generation!), string.Join("\n", pair["n1"].Log));
         }
 
         [Fact]

@@ -39,6 +39,8 @@ namespace ServiceKeeper.Engine.Mirror
         private readonly MirrorStateMachine _machine;
         private readonly ILogger _log;
         private readonly ModuleParts _parts;
+        private readonly MirrorReplication? _replication;
+        private bool _replicationStarted;   // between the machine's StartReplication and StopReplication
         private CancellationTokenSource? _bothCheckers, _primCheckers;
         private HeartbeatChannel? _heartbeat;
         private byte[]? _lastPeerPayload;
@@ -65,6 +67,9 @@ namespace ServiceKeeper.Engine.Mirror
                     witness != null, StartupWait: heart.Timeout * 2),
                 LoadDisk(), ctx.Time, () => "g" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..6]).ToLowerInvariant());
             _parts = new ModuleParts(ctx, info, config, new Dictionary<string, string> { ["SK_PEER"] = _peer });
+            if (config.Rfs is { Directories.Count: > 0 } rfs)
+                _replication = new MirrorReplication(ctx, info.Name, _peer, rfs, _stateDirectory, text => ModuleLog("rfs", text),
+                    reason => { _inbox.Writer.TryWrite(new ReplicationLost(reason)); return Task.CompletedTask; });
             _snapshot = BuildSnapshot();
         }
 
@@ -74,11 +79,12 @@ namespace ServiceKeeper.Engine.Mirror
         public IReadOnlyList<ModuleResource> Resources => _parts.Resources;
 
         /// <summary>Get-SKReplication: each replicated directory here.</summary>
-        public IReadOnlyList<ReplicationStatus> ReplicationStatus() => [];
+        public IReadOnlyList<ReplicationStatus> ReplicationStatus() => _replication?.Status() ?? [];
 
         /// <summary>Test-SKReplication: what this node holds in the replicated directories, by content hash.</summary>
         public Task<ReplicationManifest> BuildManifestAsync(CancellationToken ct) =>
-            throw new SKApiException(ErrorIds.NotSupported, $"{Name}: replication is not available yet.", Name);
+            _replication?.ManifestAsync(ct)
+                ?? throw new SKApiException(ErrorIds.InvalidModuleState, $"Module '{Name}' has no replicated directories (<rfs>).", Name);
 
         /// <summary>Opens the heartbeats, releases what a dead engine may have left, and resumes if the module was started.</summary>
         public async Task StartAsync()
@@ -136,6 +142,7 @@ namespace ServiceKeeper.Engine.Mirror
             _heartbeat?.Dispose();
             foreach (var task in new[] { _loop, _ticker })
                 if (task != null) try { await task; } catch (OperationCanceledException) { }
+            if (_replication != null) await _replication.DisposeAsync();
             _life.Dispose();
         }
 
@@ -153,6 +160,12 @@ namespace ServiceKeeper.Engine.Mirror
                         case Maintenance m:
                             Apply(_machine.Handle(new MaintenanceCommand(m.Request.Checkers, m.Request.Errd, m.Request.Failover)));
                             m.Done.SetResult(BuildSnapshot());
+                            break;
+                        case ReplicationLost lost:
+                            Apply(_machine.Handle(lost));
+                            // Lost during a resync (the peer was not SECOND Ready yet, so it cannot take over):
+                            // nothing to persist, the changes go to the journal at once.
+                            if (!_replicationStarted) _replication?.GoAlone();
                             break;
                         case MirrorEvent e: Apply(_machine.Handle(e)); break;
                     }
@@ -181,10 +194,8 @@ namespace ServiceKeeper.Engine.Mirror
             };
             try
             {
-                if (e is StartCommand or PrimCommand or SecondCommand && _config.Rfs is { Directories.Count: > 0 })
-                    throw new SKApiException(ErrorIds.NotSupported,
-                        $"{Name} has replicated directories ({string.Join(", ", _config.Rfs.Directories.Select(d => d.Path))}): " +
-                        "file replication is not available in this version yet, and a mirror without it would fail over to stale data. Remove <rfs> to run the module without replication.");
+                if (e is StartCommand or PrimCommand or SecondCommand && _replication != null && MirrorReplication.Unsupported() is { } why)
+                    throw new SKApiException(ErrorIds.NotSupported, $"{Name}: {why}", Name);
                 if (e is StartCommand or PrimCommand or SecondCommand) _parts.Started = true;
                 if (e is StopCommand) _parts.Started = false;
                 Apply(_machine.Handle(e));
@@ -212,8 +223,16 @@ namespace ServiceKeeper.Engine.Mirror
                         if (s.Running) StartCheckers(ref _primCheckers, CheckWhen.Prim);
                         else StopCheckers(ref _primCheckers);
                         break;
-                    case StartReplication: ModuleLog("module", "replication to " + _peer + " on (no replicated directories)"); break;
-                    case StopReplication: ModuleLog("module", "replication to " + _peer + " off"); break;
+                    case StartReplication:
+                        _replicationStarted = true;
+                        ModuleLog("module", _replication == null ? $"{_peer} is secondary (no replicated directories)" : $"replicating to {_peer}");
+                        break;
+                    case StopReplication:
+                        _replicationStarted = false;
+                        // The new generation is persisted (an earlier action): unacknowledged changes may now go to the journal.
+                        _replication?.GoAlone();
+                        ModuleLog("module", _replication == null ? $"{_peer} is no longer secondary" : $"replication to {_peer} off: changes are journaled for its resync");
+                        break;
                     case LogAction l:
                         ModuleLog("module", l.Text);
                         LogTransition(l.Text.StartsWith(Name + ":", StringComparison.Ordinal) ? l.Text : Name + ": " + l.Text);
@@ -304,10 +323,12 @@ namespace ServiceKeeper.Engine.Mirror
             switch (procedure)
             {
                 case Procedure.Prestart:
+                    if (_replication != null) await _replication.OpenAsync(ct);
                     await _parts.RunScriptAsync("prestart", [name, "WAIT", "start"], _config.User.ForceStopTimeout, ct);
                     return (true, null);
 
                 case Procedure.StartApplication:
+                    if (_replication != null) await _replication.ServeAsync(ct);
                     foreach (var (address, prefix, iface) in VirtualAddresses())
                     {
                         await _ctx.VirtualIps.AddAsync(address, prefix, iface, ct);
@@ -329,16 +350,22 @@ namespace ServiceKeeper.Engine.Mirror
                         await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, ct);
                         ModuleLog("module", $"virtual IP {address}/{prefix} removed from {iface}");
                     }
+                    if (_replication != null) await _replication.UnserveAsync(remountReadOnly: true, ct);
                     return (true, null);
 
                 case Procedure.Poststop:
                     await _parts.RunScriptAsync("poststop", [name, "STOP", "stop"], _config.User.ForceStopTimeout, ct);
+                    if (_replication != null) await _replication.CloseAsync();
                     return (true, null);
 
                 case Procedure.Resync:
-                    // No replicated directories (the module refuses to start with them until replication exists):
-                    // the secondary holds no data of the module, so there is nothing to copy.
-                    ModuleLog("module", $"resynchronisation from {_peer}{(fullSync ? " (full)" : "")}: nothing to copy");
+                    if (_replication == null)
+                    {
+                        ModuleLog("module", $"resynchronisation from {_peer}{(fullSync ? " (full)" : "")}: no replicated directories, nothing to copy");
+                        return (true, null);
+                    }
+                    ModuleLog("module", $"resynchronisation from {_peer}{(fullSync ? " (full copy asked)" : "")}");
+                    await _replication.ResyncAsync(fullSync, ct);
                     return (true, null);
 
                 case Procedure.ProbeWitness:
@@ -433,6 +460,7 @@ namespace ServiceKeeper.Engine.Mirror
         /// </summary>
         private async Task ReconcileAsync()
         {
+            _replication?.CleanupStale();
             var leftover = VirtualAddresses().Where(v => _ctx.VirtualIps.IsPresent(v.Address, v.Interface)).ToList();
             if (leftover.Count == 0 && !_parts.Started) return;
             ModuleLog("module", "engine restarted: releasing what the previous engine may have left (virtual IP, application)");
@@ -485,6 +513,10 @@ namespace ServiceKeeper.Engine.Mirror
                 CheckersEnabled = m.CheckersEnabled,
                 ErrdEnabled = m.ErrdEnabled,
                 FailoverEnabled = m.FailoverEnabled && _config.Failover,
+                ResyncBytesDone = _replication?.Progress?.BytesDone,
+                ResyncBytesTotal = _replication?.Progress?.BytesTotal,
+                ResyncBytesPerSecond = _replication?.Progress?.BytesPerSecond,
+                ResyncEtaSeconds = _replication?.Progress?.EtaSeconds,
             };
         }
 

@@ -46,9 +46,12 @@ namespace ServiceKeeper.Engine.Mirror
     }
 
     /// <summary>What the peer's heartbeats say (the mirror payload).</summary>
+    /// <param name="LostPeer">a ready secondary no longer hears its primary and is deciding to take over: a primary that
+    /// still hears it steps down (heartbeats lost one way only, or writes it could not replicate must not be acknowledged).</param>
+    /// <param name="LastPrimary">the peer's record of the last primary: both nodes break a tie the same way only when they agree.</param>
     public sealed record PeerView(
         string Node, MirrorStateName State, bool Ready, string? Generation, IReadOnlyList<string> History,
-        bool Consistent, bool UpToDate, bool Authoritative, bool HandOver, bool Starting)
+        bool Consistent, bool UpToDate, bool Authoritative, bool HandOver, bool Starting, bool LostPeer = false, string? LastPrimary = null)
     {
         public bool IsServing => State is MirrorStateName.Alone or MirrorStateName.Prim;
     }
@@ -74,6 +77,23 @@ namespace ServiceKeeper.Engine.Mirror
     public sealed record ProcedureDone(Procedure Procedure, bool Succeeded, string? Detail = null) : MirrorEvent;
     /// <summary>Periodic: lets deadlines (start-up wait, loop interval) pass.</summary>
     public sealed record Tick : MirrorEvent;
+    /// <summary>
+    /// Primary side of replication: the secondary stopped acknowledging writes (send timeout, connection broken)
+    /// while heartbeats may still flow. The application's writes are blocked until the machine answers.
+    /// </summary>
+    public sealed record ReplicationLost(string Reason) : MirrorEvent;
+
+    /// <summary>
+    /// Protections the machine relies on, all on by default. Only tests and the simulator switch one off, to show
+    /// that the invariant it protects is then reported as broken.
+    /// </summary>
+    /// <param name="IgnoreWitness">decide as if no split-brain witness were configured (never probe it).</param>
+    /// <param name="IgnoreGenerations">compare data generations as "the same" whatever they are.</param>
+    /// <param name="IgnoreStaleness">treat this node's data as up to date whatever its record says.</param>
+    public sealed record MirrorSafety(bool IgnoreWitness = false, bool IgnoreGenerations = false, bool IgnoreStaleness = false)
+    {
+        public static readonly MirrorSafety On = new();
+    }
 
     /// <summary>Slow work the host runs outside the machine, one at a time, answering with ProcedureDone.</summary>
     public enum Procedure
@@ -97,7 +117,8 @@ namespace ServiceKeeper.Engine.Mirror
     /// <summary>Write the disk record before anything that follows.</summary>
     public sealed record PersistAction(MirrorDisk Disk) : MirrorAction;
     public sealed record RunProcedure(Procedure Procedure, bool FullSync = false) : MirrorAction;
-    /// <summary>Send writes to the peer (primary side) / stop sending.</summary>
+    /// <summary>Send writes to the peer (primary side) / stop sending. On StopReplication the host completes the writes
+    /// still waiting for the secondary into the dirty journal: the machine persists the generation they belong to first.</summary>
     public sealed record StartReplication : MirrorAction;
     public sealed record StopReplication : MirrorAction;
     /// <summary>Run the module's checkers of class prim / stop them.</summary>

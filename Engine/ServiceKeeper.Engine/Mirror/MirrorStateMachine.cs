@@ -17,16 +17,26 @@
 //  WAIT(T) starting, peer serving     → SECOND(T): resync (full when behind, diverged by the admin's choice, or new)
 //                    peer serving older/diverged data → WAIT(NR) split brain (reported, nothing merged)
 //          peer also starting         → the node ChoosePrimary picks: ALONE(T) serve; the other SECOND(T)
-//          no peer by the deadline    → ALONE(T) serve with a new generation if the data is up to date,
-//                                       else WAIT(NR) "data not up to date" / "no data yet" / "inconsistent"
-//  ALONE  peer SECOND Ready, same gen → PRIM: persist UpToDate=false (either node may now go on alone);
+//          no peer by the deadline    → ALONE(T) serve with a new generation if the data is up to date (witness? only
+//                                       where it answers, else WAIT(NR) isolated), else WAIT(NR) "data not up to date" /
+//                                       "no data yet" / "inconsistent"; the same generation as a peer that served it
+//                                       last is not up to date (the peer may hold writes this copy lacks)
+//  ALONE  peer lost, witness          → ProbeWitness: unreachable → unserve → WAIT(NR) isolated
+//         replication lost (resync)   → new generation, the secondary resyncs again (forwarded writes may be missing)
+//         peer SECOND Ready, same gen → PRIM (only while replicating to it; else new generation: it resyncs again): persist UpToDate=false (either node may now go on alone);
 //                                       defaultprim names the peer: swap to it
 //         peer serving, diverged      → the loser of ChoosePrimary unserves → WAIT(NR) split brain; winner stays ALONE
 //  PRIM   peer lost                   → (witness? ProbeWitness) ALONE: new generation, UpToDate=true
 //                                       | witness unreachable: unserve → WAIT(NR) isolated
+//         replication lost            → ALONE: new generation (persisted, then StopReplication: the host completes
+//                                       the blocked writes into the dirty journal only once it is durable); no probe
+//                                       (the peer is not lost); the secondary sees the generation ahead and resyncs
+//         (transient) replication lost → same new generation; the flow under way ends ALONE / WAIT / STOP;
+//                                       a swap under way is abandoned and the application served again, ALONE
 //         peer stops being SECOND     → ALONE: new generation
 //         swap                        → unserve → SECOND(T) hand-over → SECOND(R) once the peer serves
-//  SECOND(R) peer lost / peer stopped → failover off: WAIT(NR); witness unreachable: WAIT(NR) isolated;
+//  SECOND(R) peer serving a newer gen → SECOND(T): resync (a peer known to be ahead is never taken over from)
+//            peer lost / peer stopped → failover off: WAIT(NR); witness unreachable: WAIT(NR) isolated;
 //                                       else takeover: new generation, ALONE(T) serve
 //            peer hands over (swap)   → PRIM(T) serve, same generation
 //  SECOND(T) peer lost                → WAIT(NR) "resync interrupted" (data inconsistent)
@@ -34,6 +44,8 @@
 //            resource down stopstart  → stop here (the peer takes over), start again (comes back SECOND)
 //            resource down stop/wait  → stop / unserve → WAIT(NR) until the resource is up
 //  any    stop                        → unserve if serving, Poststop → STOP
+//  other  replication lost            → ignored (logged)
+// Every path that leaves PRIM persists its record before StopReplication.
 using System;
 using System.Collections.Generic;
 using System.Linq;
@@ -58,6 +70,7 @@ namespace ServiceKeeper.Engine.Mirror
     public sealed class MirrorStateMachine
     {
         private readonly MirrorSettings _s;
+        private readonly MirrorSafety _safety;
         private readonly TimeProvider _time;
         private readonly Func<string> _newGeneration;
         private readonly List<MirrorAction> _out = new();
@@ -79,10 +92,14 @@ namespace ServiceKeeper.Engine.Mirror
         private bool _starting;           // from start until the role is decided, prestart included (F6)
         private bool _freshGeneration;    // no other node holds this generation: ALONE may go on with it
         private bool _primaryConfirmed;   // the peer was PRIM with our generation: we received its writes
+        private bool _replicationBroken;  // ReplicationLost since the last StartReplication
+        private bool _holdingWrites;      // replication lost while the secondary could take over: writes stay blocked
+        private bool _checkingTakeOver;   // SECOND that lost its primary, probing the witness (published as LostPeer)
 
-        public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration)
+        public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration, MirrorSafety? safety = null)
         {
             _s = settings;
+            _safety = safety ?? MirrorSafety.On;
             _time = time;
             _newGeneration = newGeneration;
             Disk = disk;
@@ -106,7 +123,9 @@ namespace ServiceKeeper.Engine.Mirror
 
         /// <summary>This node's view as the peer will see it.</summary>
         public PeerView View => new(_s.Node, State, Ready, Disk.Generation, Disk.History, Disk.Consistent, Disk.UpToDate,
-                                    Disk.Authoritative, HandOver, Starting);
+                                    Disk.Authoritative, HandOver, Starting,
+                                    LostPeer: _checkingTakeOver && State == MirrorStateName.Second && _op == Procedure.ProbeWitness,
+                                    LastPrimary: Disk.LastPrimary);
 
         public IReadOnlyList<MirrorAction> Handle(MirrorEvent e)
         {
@@ -125,6 +144,7 @@ namespace ServiceKeeper.Engine.Mirror
                 case ResourceChanged r: OnResource(r); break;
                 case ProcedureDone d: OnProcedureDone(d); break;
                 case Tick: OnTick(); break;
+                case ReplicationLost r: OnReplicationLost(r.Reason); break;
             }
             return _out.ToArray();
         }
@@ -136,6 +156,9 @@ namespace ServiceKeeper.Engine.Mirror
             if (State != MirrorStateName.Stop)
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is already started on {_s.Node} ({State}).");
             _stopRequested = _restartAfterStop = false;
+            // A start is a new admin intent: an earlier "second" on this node does not outlive it (sim seed 482: both
+            // nodes waited for each other to serve).
+            _discardData = _secondRequested = _fullSync = false;
             _loops.Clear();
             _waitingOn.Clear();
             _starting = true;
@@ -165,10 +188,19 @@ namespace ServiceKeeper.Engine.Mirror
             Enter(MirrorStateName.Prim, false, "swapping: stopping the application");
             Run(Procedure.StopApplication, (_, _) =>
             {
-                Emit(new StopReplication());
-                _replicating = false;
+                if (!_replicating || _replicationBroken)
+                {
+                    // The secondary stopped acknowledging while the application stopped (ReplicationLost): it lacks the
+                    // last writes, so it may not take over. Serve again on the new generation.
+                    StopReplicating();
+                    Log($"swap abandoned: {_s.PeerNode} stopped acknowledging writes; serving again here");
+                    Serve(MirrorStateName.Alone, "swap abandoned: starting the application again");
+                    return;
+                }
                 Disk = Disk with { UpToDate = false, LastPrimary = _s.PeerNode };
                 Emit(new PersistAction(Disk));
+                StopReplicating();
+                _primaryConfirmed = false; // confirmed again only once the peer is a ready PRIM
                 HandOver = true;
                 Enter(MirrorStateName.Second, false, $"swapping: {_s.PeerNode} takes over");
             });
@@ -248,8 +280,10 @@ namespace ServiceKeeper.Engine.Mirror
             var before = Peer;
             Peer = peer;
             _pendingPeerLost = false;
-            if (peer.State == MirrorStateName.Prim && peer.Generation == Disk.Generation) _primaryConfirmed = true;
-            else if (peer.IsServing) _primaryConfirmed = false;
+            // Only a ready PRIM replicates: a PRIM still starting (swap) may run the application before it does (sim seed 112);
+            // a PRIM that is stopping (transient) keeps what this node knew of it.
+            if (peer.State == MirrorStateName.Prim && peer.Generation == Disk.Generation) { if (peer.Ready) _primaryConfirmed = true; }
+            else if (peer.IsServing || Relate(peer) == DataRelation.Behind) _primaryConfirmed = false;
             if (before == null) Log($"{_s.PeerNode} seen: {DescribePeer()}");
             if (_op != null || _stopRequested) return; // decided when the running procedure ends
             React();
@@ -270,11 +304,38 @@ namespace ServiceKeeper.Engine.Mirror
                     // Stale, isolated or split brain: a peer that serves may let us become its secondary,
                     // and a peer that waits too may decide with us who serves (F7: after a total outage).
                     if (peer.IsServing || (peer.State == MirrorStateName.Wait && !peer.Starting && !peer.Ready)
-                        || (peer.State == MirrorStateName.Second && !peer.Ready && !peer.HandOver)) Decide();
+                        || (peer.State == MirrorStateName.Second && !peer.Ready && !peer.HandOver && !peer.LostPeer)) Decide();
+                    break;
+
+                case MirrorStateName.Alone when Ready && peer != null && _holdingWrites:
+                    if (peer.State == MirrorStateName.Second && peer.LostPeer) StepDown();
+                    else if (peer.IsServing) SplitBrainWhileServing(peer);
+                    else if (!(peer.State == MirrorStateName.Second && peer.Ready) || peer.Generation == Disk.Generation)
+                    {
+                        Log($"{_s.PeerNode} has seen generation {Short(Disk.Generation)} ({DescribePeer()}): the held writes complete into the journal");
+                        StopReplicating();
+                        React();
+                    }
+                    break;
+
+                case MirrorStateName.Prim when Ready && peer != null && peer.State == MirrorStateName.Second && peer.LostPeer && peer.Generation == Disk.Generation:
+                    StepDown();
                     break;
 
                 case MirrorStateName.Alone when Ready && peer != null:
-                    if (peer.State == MirrorStateName.Second && !peer.HandOver && peer.Generation == Disk.Generation && peer.Ready)
+                    if (peer.State == MirrorStateName.Second && !peer.HandOver && peer.Generation == Disk.Generation && peer.Ready && !_replicating)
+                    {
+                        // The secondary finished its copy while nothing was replicated to it (its resync went unseen here):
+                        // writes acknowledged since are not there. A new generation makes it copy again, replicated (sim seed 32).
+                        Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
+                        Emit(new PersistAction(Disk));
+                        _freshGeneration = true;
+                        _replicating = true;
+                        _replicationBroken = false;
+                        Emit(new StartReplication());
+                        Log($"{_s.PeerNode} became secondary while nothing was replicated to it: new generation {Short(Disk.Generation)}, it resynchronises again");
+                    }
+                    else if (peer.State == MirrorStateName.Second && !peer.HandOver && peer.Generation == Disk.Generation && peer.Ready)
                     {
                         Disk = Disk with { UpToDate = false, LastPrimary = _s.Node, Authoritative = false };
                         Emit(new PersistAction(Disk));
@@ -285,6 +346,7 @@ namespace ServiceKeeper.Engine.Mirror
                     else if (peer.State == MirrorStateName.Second && !_replicating)
                     {
                         _replicating = true;
+                        _replicationBroken = false;
                         Emit(new StartReplication());
                     }
                     else if (peer.IsServing)
@@ -324,6 +386,61 @@ namespace ServiceKeeper.Engine.Mirror
             }
         }
 
+        /// <summary>The secondary stopped acknowledging writes while this node replicates to it.</summary>
+        private void OnReplicationLost(string reason)
+        {
+            if (!_replicating || _replicationBroken || State is not (MirrorStateName.Prim or MirrorStateName.Alone))
+            {
+                Log($"{_s.Module}: replication to {_s.PeerNode} lost ({reason}) while {Describe()}: nothing to do");
+                return;
+            }
+            _replicationBroken = true;
+            // The blocked writes complete into the dirty journal when replication stops: they belong to a generation the
+            // secondary does not hold, which must be durable before any of them is acknowledged.
+            var wasPrim = State == MirrorStateName.Prim;
+            Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
+            Emit(new PersistAction(Disk));
+            _freshGeneration = true;
+            var why = $"secondary stopped acknowledging writes: {reason}";
+            // A ready secondary of a PRIM may take over (it believes it holds every acknowledged write) until it has seen
+            // this new generation: until then the writes stay blocked (sim seed 212). It shows it has seen it by leaving
+            // SECOND Ready (it resyncs); if it reports instead that it lost this node, this node steps down. Writes are held
+            // too while the peer serves or takes over, or while the application here is stopping (it gives way: its blocked
+            // writes fail with it, sim seed 416).
+            _holdingWrites = (wasPrim && Peer is { State: MirrorStateName.Second, Ready: true }) || Peer is { IsServing: true } || Peer is { LostPeer: true }
+                             || _op == Procedure.StopApplication;
+            if (!_holdingWrites) StopReplicating();
+            if (State == MirrorStateName.Alone)
+                Log($"{_s.Module}: ALONE: {why}; new generation {Short(Disk.Generation)}, {_s.PeerNode} resynchronises again");
+            else if (Ready && _op == null)
+            {
+                Enter(MirrorStateName.Alone, true, why);
+                Reason = null;
+                Log($"serving alone, changes tracked for resync (generation {Short(Disk.Generation)})" +
+                    (_holdingWrites ? $"; writes held until {_s.PeerNode} has seen it" : ""));
+                React();
+            }
+            else
+                Log($"{_s.Module}: PRIM (transient): {why}; new generation {Short(Disk.Generation)}, the flow under way goes on without replication");
+        }
+
+        private void StopReplicating()
+        {
+            if (_replicating) Emit(new StopReplication());
+            _replicating = false;
+            _holdingWrites = false;
+        }
+
+        /// <summary>The peer reports that it lost this node and is deciding to take over: it must not find this node serving.</summary>
+        private void StepDown()
+        {
+            Log($"{_s.PeerNode} no longer hears this node and may take over: stopping the application here");
+            Disk = Disk with { UpToDate = false };
+            Emit(new PersistAction(Disk));
+            Emit(new SetPrimaryCheckers(false));
+            Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"));
+        }
+
         private void OnPeerLost()
         {
             var had = Peer;
@@ -343,7 +460,7 @@ namespace ServiceKeeper.Engine.Mirror
             switch (State)
             {
                 case MirrorStateName.Prim:
-                    if (_s.HasWitness)
+                    if (HasWitness)
                         Run(Procedure.ProbeWitness, (reachable, _) =>
                         {
                             if (Peer != null) { React(); return; }
@@ -352,6 +469,21 @@ namespace ServiceKeeper.Engine.Mirror
                         });
                     else
                         GoAlone($"{_s.PeerNode} lost");
+                    break;
+
+                case MirrorStateName.Alone when HasWitness:
+                    // Serving alone already (replication was lost first, or the peer was not secondary): an isolated node
+                    // must still give way, the peer may take over where the witness answers (sim seed 20).
+                    Run(Procedure.ProbeWitness, (reachable, _) =>
+                    {
+                        if (Peer != null) { React(); return; }
+                        if (!reachable) { Isolated(serving: true); return; }
+                        if (_holdingWrites) StopReplicating();
+                    });
+                    break;
+
+                case MirrorStateName.Alone:
+                    if (_holdingWrites) StopReplicating();
                     break;
 
                 case MirrorStateName.Second when HandOver:
@@ -378,7 +510,7 @@ namespace ServiceKeeper.Engine.Mirror
         /// <summary>The primary went away while this node was its up-to-date secondary.</summary>
         private void PrimaryGone(string why)
         {
-            if (!_primaryConfirmed)
+            if (!_primaryConfirmed && !_safety.IgnoreStaleness)
             {
                 // It never served as PRIM with our data: writes it acknowledged alone may be missing here (F3).
                 Disk = Disk with { UpToDate = false };
@@ -392,11 +524,13 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(MirrorStateName.Wait, false, $"{why}; failover is off: Set-SKPrimary -Name {_s.Module} -Node {_s.Node} takes over");
                 return;
             }
-            if (_s.HasWitness && Peer == null)
+            if (HasWitness && Peer == null)
             {
                 Enter(MirrorStateName.Second, false, why + ": checking the witness");
+                _checkingTakeOver = true;
                 Run(Procedure.ProbeWitness, (reachable, _) =>
                 {
+                    _checkingTakeOver = false;
                     if (Peer is { IsServing: true }) { FollowServingPeer(); return; }
                     if (reachable) TakeOver(newGeneration: true, why + ", a witness answers");
                     else Isolated(serving: false);
@@ -490,6 +624,13 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve");
                 return;
             }
+            if (peer is { State: MirrorStateName.Second, Ready: true } && peer.Generation == Disk.Generation && Disk.Generation != null)
+            {
+                // Our ready secondary takes over from a primary that is not serving (it saw this node restart): serving here
+                // too would make two primaries at once (sim seed 91). Become its secondary instead.
+                Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve (it takes over)");
+                return;
+            }
             if (peer is { Starting: true } || peer is { State: MirrorStateName.Wait, Ready: false })
             {
                 var winner = ChoosePrimary(peer, relation);
@@ -505,10 +646,11 @@ namespace ServiceKeeper.Engine.Mirror
         {
             if (Disk.Generation == null)
             {
-                if (_s.InitialPrimary == _s.Node && peer?.Generation == null)
+                // Only with the peer in view: a peer never heard may have served since (prim -Force, sim seed 1123).
+                if (_s.InitialPrimary == _s.Node && peer != null && peer.Generation == null)
                 {
                     Log("first start: this node is the initial primary; its data becomes generation 1");
-                    BecomePrimary("first start");
+                    BecomePrimaryUnlessIsolated(peer, "first start");
                 }
                 else
                 {
@@ -522,12 +664,30 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(MirrorStateName.Wait, false, stale + $"; start {_s.PeerNode}, or Set-SKPrimary -Force");
                 return;
             }
-            BecomePrimary(peer == null ? $"{_s.PeerNode} not found" : $"{_s.PeerNode} is {DescribePeer()}");
+            BecomePrimaryUnlessIsolated(peer, peer == null ? $"{_s.PeerNode} not found" : $"{_s.PeerNode} is {DescribePeer()}");
+        }
+
+        /// <summary>Starting without having heard the peer: with a witness, only where the witness answers (sim seed 51).</summary>
+        private void BecomePrimaryUnlessIsolated(PeerView? peer, string why)
+        {
+            if (peer != null || !HasWitness)
+            {
+                BecomePrimary(why);
+                return;
+            }
+            Enter(MirrorStateName.Wait, false, $"starting: {_s.PeerNode} not found, checking the witness");
+            Run(Procedure.ProbeWitness, (reachable, _) =>
+            {
+                if (Peer != null) Decide();
+                else if (reachable) BecomePrimary(why + ", a witness answers");
+                else Isolated(serving: false);
+            });
         }
 
         /// <summary>Why this node's data may not serve, or null when it may.</summary>
         private string? StaleReason(PeerView? peer)
         {
+            if (_safety.IgnoreStaleness && Disk.Generation != null) return null;
             if (Disk.Generation == null) return "this node has no data yet";
             if (!Disk.Consistent) return "data not up to date: a resynchronisation was interrupted";
             if (peer != null)
@@ -535,7 +695,12 @@ namespace ServiceKeeper.Engine.Mirror
                 var relation = Relate(peer);
                 if (relation == DataRelation.Behind) return $"data not up to date: {_s.PeerNode} has newer data";
                 if (relation == DataRelation.Diverged && !Disk.Authoritative) return $"split brain: data diverged from {_s.PeerNode}";
-                if (relation is DataRelation.Same or DataRelation.Ahead) return null;
+                if (relation == DataRelation.Ahead) return null;
+                // The same generation is the same data unless the peer served it alone after this node's copy: then it says
+                // it is the up-to-date one (sim seed 93). Connected nodes are both "not up to date" and hold the same data.
+                if (relation == DataRelation.Same && peer.UpToDate && !Disk.UpToDate && !Disk.Authoritative)
+                    return $"data not up to date: {_s.PeerNode} served this data alone last and holds writes this node lacks";
+                if (relation == DataRelation.Same) return null;
             }
             if (Disk.UpToDate || _canTakeOver || Disk.Authoritative) return null;
             return "data not up to date: the other node may have newer data";
@@ -564,10 +729,10 @@ namespace ServiceKeeper.Engine.Mirror
 
         private void GoAlone(string why)
         {
-            if (_replicating) Emit(new StopReplication());
-            _replicating = false;
+            // Persisted before StopReplication: the host acknowledges the blocked writes as it stops replicating.
             Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node, Authoritative = false };
             Emit(new PersistAction(Disk));
+            StopReplicating();
             _freshGeneration = true;
             Log($"{why}: serving alone, changes tracked for resync (generation {Short(Disk.Generation)})");
             Enter(MirrorStateName.Alone, true, null);
@@ -630,17 +795,25 @@ namespace ServiceKeeper.Engine.Mirror
             }
             if (Disk.Consistent != peer.Consistent) return Disk.Consistent ? _s.Node : _s.PeerNode;
             if (Disk.Generation == null && peer.Generation == null) return _s.InitialPrimary;
-            return Preferred();
+            if (Disk.UpToDate != peer.UpToDate) return Disk.UpToDate ? _s.Node : _s.PeerNode;
+            return Preferred(peer);
         }
 
-        private string Preferred()
+        private string Preferred(PeerView peer)
         {
             if (_s.DefaultPrimary == DefaultPrimaryPolicy.Node && _s.DefaultPrimaryNode is { } n) return n;
-            if (Disk.LastPrimary is { } last && (last == _s.Node || last == _s.PeerNode)) return last;
+            // Only a last primary both records name (a crash during a swap leaves them naming each other: sim seed 90).
+            if (Disk.LastPrimary is { } last && (last == _s.Node || last == _s.PeerNode) && (peer.LastPrimary == null || peer.LastPrimary == last))
+                return last;
             return _s.InitialPrimary;
         }
 
-        public DataRelation Relate(PeerView peer) => Relate(Disk.Generation, Disk.History, peer.Generation, peer.History);
+        public DataRelation Relate(PeerView peer) =>
+            _safety.IgnoreGenerations && Disk.Generation != null && peer.Generation != null
+                ? DataRelation.Same
+                : Relate(Disk.Generation, Disk.History, peer.Generation, peer.History);
+
+        private bool HasWitness => _s.HasWitness && !_safety.IgnoreWitness;
 
         public static DataRelation Relate(string? mine, IReadOnlyList<string> myHistory, string? theirs, IReadOnlyList<string> theirHistory)
         {
@@ -717,7 +890,22 @@ namespace ServiceKeeper.Engine.Mirror
             var state = State;
             Emit(new SetPrimaryCheckers(false));
             Enter(state, false, "restarting the application");
-            Run(Procedure.StopApplication, (_, _) => Serve(state, "restarting the application"));
+            Run(Procedure.StopApplication, (_, _) =>
+            {
+                // The peer was lost while the application stopped: an isolated node must not start it again (sim seed 516).
+                if (Peer == null && HasWitness)
+                {
+                    _pendingPeerLost = false;
+                    Run(Procedure.ProbeWitness, (reachable, _) =>
+                    {
+                        if (reachable || Peer != null) { Serve(state, "restarting the application"); return; }
+                        StopReplicating();
+                        Isolated(serving: false);
+                    });
+                    return;
+                }
+                Serve(state, "restarting the application");
+            });
         }
 
         private void StopStart() => OnStop(restart: true);
@@ -736,6 +924,17 @@ namespace ServiceKeeper.Engine.Mirror
         private void Serve(MirrorStateName state, string reason)
         {
             Enter(state, false, reason);
+            // Serving makes this node's data worth keeping: an earlier "second" (discard my data) no longer applies
+            // (sim seed 775: a node that took over later resynced over its own acknowledged writes).
+            _discardData = _secondRequested = _fullSync = false;
+            // A secondary with our generation receives every write from the application's first one on: replication starts
+            // before the application does (sim seed 112: writes made while start_prim ran were never replicated).
+            if (!_replicating && Peer is { State: MirrorStateName.Second } p && (p.Ready || p.HandOver) && p.Generation == Disk.Generation)
+            {
+                _replicating = true;
+                _replicationBroken = false;
+                Emit(new StartReplication());
+            }
             Run(Procedure.StartApplication, (ok, detail) =>
             {
                 if (!ok)
@@ -744,10 +943,20 @@ namespace ServiceKeeper.Engine.Mirror
                     Unserve(() => Enter(MirrorStateName.Wait, false, $"the application did not start ({detail}); see Get-SKLog, then Restart-SKModule"));
                     return;
                 }
+                // The peer took over (or is deciding to) while the application started here (a restart, heartbeats lost one
+                // way): serving on would be two primaries, and a new generation here would hide that it is ahead (sim seed 1278).
+                if (Peer is { } taking && ((taking.IsServing && Relate(taking) == DataRelation.Behind) || (taking.State == MirrorStateName.Second && taking.LostPeer)))
+                {
+                    Log($"{_s.PeerNode} took over while the application started here: giving way");
+                    Disk = Disk with { UpToDate = false };
+                    Emit(new PersistAction(Disk));
+                    Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} took over while the application started here; waiting for it"));
+                    return;
+                }
                 Emit(new SetPrimaryCheckers(true));
                 // During a swap the old primary is still SECOND (transient, handing over) with our generation.
                 var peerIsSecond = Peer is { State: MirrorStateName.Second } && (Peer.Ready || Peer.HandOver) && Peer.Generation == Disk.Generation;
-                if (peerIsSecond && !_replicating) { _replicating = true; Emit(new StartReplication()); }
+                if (peerIsSecond && !_replicating) { _replicating = true; _replicationBroken = false; Emit(new StartReplication()); }
                 if (peerIsSecond)
                 {
                     Disk = Disk with { UpToDate = false };
@@ -775,8 +984,7 @@ namespace ServiceKeeper.Engine.Mirror
             // (a database's shutdown checkpoint) must reach the secondary too (F1).
             Run(Procedure.StopApplication, (_, _) =>
             {
-                if (_replicating) Emit(new StopReplication());
-                _replicating = false;
+                StopReplicating();
                 then();
             });
         }
@@ -785,8 +993,11 @@ namespace ServiceKeeper.Engine.Mirror
         {
             _startupDeadline = null;
             HandOver = false;
-            // A node that stops while its peer can go on no longer holds the newest data.
-            if (Peer is { } p && (p.IsServing || (IsServing && p.State == MirrorStateName.Second && p.Ready)))
+            // "Lost an in-sync primary" holds only until this node stops: the primary may have gone on alone since (sim seed 344).
+            _canTakeOver = false;
+            // A node that stops while its peer can go on no longer holds the newest data. Only a PRIM's secondary can: an
+            // ALONE node's secondary (even ready, just resynchronised) has not received what it acknowledged since (sim seed 93).
+            if (Peer is { } p && (p.IsServing || (State == MirrorStateName.Prim && p.State == MirrorStateName.Second && p.Ready)))
             {
                 Disk = Disk with { UpToDate = false };
                 Emit(new PersistAction(Disk));
@@ -838,6 +1049,9 @@ namespace ServiceKeeper.Engine.Mirror
                 return;
             }
             then(done.Succeeded, done.Detail);
+            // An admin stop that arrived while stop_prim ran for another reason (isolated, split brain, give way): the flow
+            // that asked for stop_prim has ended, now the stop (sim seed 125: it was lost and the module ignored its peer).
+            if (_op == null && _stopRequested) { StopFlow(); return; }
             if (_op == null && _pendingPeerLost) HandlePeerLost();
             else if (_op == null && !_stopRequested && Peer != null) React();
             while (_op == null && !_stopRequested && _deferred.Count > 0)
@@ -860,6 +1074,9 @@ namespace ServiceKeeper.Engine.Mirror
             State = state;
             Ready = ready;
             Reason = reason;
+            // Starting ends with the role: "prim" on a stopped node went on from prestart straight to serving, and a node
+            // that still believed it was starting never decided again once back in WAIT (sim seed 72).
+            if (state != MirrorStateName.Wait) _starting = false;
         }
 
         private void Emit(MirrorAction action) => _out.Add(action);

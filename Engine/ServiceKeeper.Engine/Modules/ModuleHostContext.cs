@@ -29,5 +29,11 @@ namespace ServiceKeeper.Engine.Modules
         /// <summary>Name of the network of a ring index (LAN1...).</summary>
         public required Func<int, string> RingName { get; init; }
         public required Func<string, string?, int?, CancellationToken, Task<bool>> IsModuleReady { get; init; }
+        /// <summary>The cluster's shared secret (heartbeats, replication).</summary>
+        public required byte[] ClusterKey { get; init; }
+        /// <summary>A node's address on the cluster's first network (LAN1): where its replication listens.</summary>
+        public required Func<string, IPAddress> NodeAddress { get; init; }
+        /// <summary>Ports this engine holds (the cluster test does not count them as taken by another program).</summary>
+        public required EnginePorts Ports { get; init; }
     }
 }

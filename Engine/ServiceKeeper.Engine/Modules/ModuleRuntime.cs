@@ -131,6 +131,10 @@ namespace ServiceKeeper.Engine.Modules
                     lan => new IPEndPoint(IPAddress.Parse(config.Lans.First(l => l.Name == lan).AddressOf(peer)!), HeartbeatService.DefaultPort)),
                 RingName = ring => ring >= 0 && ring < config.Lans.Count ? config.Lans[ring].Name : "network " + ring,
                 IsModuleReady = IsModuleReadyAsync,
+                ClusterKey = Convert.FromHexString(cluster.Key!),
+                NodeAddress = node => IPAddress.Parse(config.Lans[0].AddressOf(node)
+                    ?? throw new InvalidOperationException($"node {node} has no address on {config.Lans[0].Name}")),
+                Ports = ports,
             };
         }
 

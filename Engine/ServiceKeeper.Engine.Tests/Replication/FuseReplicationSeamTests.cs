@@ -1,0 +1,252 @@
+// The replication seam: a sink that applies every mutation it is given to a second real directory (as the
+// secondary will, by path), a workload that touches every kind of change, then a complete comparison of
+// both trees. If a field were missing from FsMutation, the copy would differ here.
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Runtime.Versioning;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.Win32.SafeHandles;
+using ServiceKeeper.Engine.Replication;
+using Xunit;
+using static ServiceKeeper.Engine.Tests.Replication.FuseSys;
+
+namespace ServiceKeeper.Engine.Tests.Replication
+{
+    /// <summary>Applies each mutation to a copy in Begin (by path, like the secondary) and checks both results agree.</summary>
+    internal sealed class CopySink : IMutationSink
+    {
+        private readonly LinuxDirectory copy;
+        private readonly object order = new();
+        private long sequence;
+
+        public CopySink(LinuxDirectory copy) => this.copy = copy;
+
+        public ConcurrentQueue<string> Disagreements { get; } = new();
+
+        public ConcurrentDictionary<FsOp, int> Seen { get; } = new();
+
+        public long Count => Interlocked.Read(ref sequence);
+
+        public MutationTicket Begin(FsMutation m)
+        {
+            // One mutation at a time, in the order the primary applies them (Complete releases).
+            Monitor.Enter(order);
+            Seen.AddOrUpdate(m.Op, 1, (_, n) => n + 1);
+            var remote = new FsMutation
+            {
+                Op = m.Op, Path = m.Path, Target = m.Target, Offset = m.Offset, Length = m.Length, Data = m.Data,
+                Mode = m.Mode, Uid = m.Uid, Gid = m.Gid, Flags = m.Flags, Name = m.Name, Rdev = m.Rdev,
+                AtimeSeconds = m.AtimeSeconds, AtimeNanoseconds = m.AtimeNanoseconds,
+                MtimeSeconds = m.MtimeSeconds, MtimeNanoseconds = m.MtimeNanoseconds,
+                LocalHandle = -1,
+            };
+            int r = copy.Apply(remote);
+            return new MutationTicket(Interlocked.Increment(ref sequence), (r, m.ToString()));
+        }
+
+        public int Complete(MutationTicket ticket, int localResult)
+        {
+            try
+            {
+                var (remote, what) = ((int, string))ticket.State!;
+                if (remote != localResult)
+                    Disagreements.Enqueue($"{what}: primary {localResult}, copy {remote}");
+                return localResult;
+            }
+            finally
+            {
+                Monitor.Exit(order);
+            }
+        }
+    }
+
+    [SupportedOSPlatform("linux")]
+    public sealed class FuseReplicationSeamTests
+    {
+        [FuseFact]
+        public void EveryMutation_AppliedToASecondDirectory_GivesAnIdenticalTree()
+        {
+            using var t = new FuseTestTree(withCopy: true);
+            var sink = new CopySink(t.Copy!);
+            t.Mount.Sink = sink;
+            var explicitTimes = new List<string> { "a/rand", "a/b/sym", "stamped" };
+
+            var script = @"set -e
+mkdir -p a/b/c open
+chmod 777 open
+echo hello > a/b/c/file
+dd if=/dev/urandom of=a/rand bs=1k count=300 2>/dev/null
+dd if=/dev/urandom of=big bs=1M count=20 2>/dev/null
+dd if=/dev/urandom of=odd bs=7777 count=33 2>/dev/null
+printf appended >> a/b/c/file
+truncate -s 10M sparse
+printf data | dd of=sparse bs=1 seek=5000000 conv=notrunc 2>/dev/null
+truncate -s 100000 odd
+truncate -s 200000 odd
+ln a/b/c/file hard1
+ln a/b/c/file a/hard2
+ln -s ../b/c/file a/b/sym
+ln -s /absolute/elsewhere dangling
+mkfifo fifo
+fallocate -l 1M alloc
+fallocate -p -o 4096 -l 65536 big
+chmod 600 a/rand
+chmod 2775 a/b
+chown 65534:65534 a/b/c/file
+chown 65534 a
+touch -d '2020-01-01 00:00:00.5 UTC' a/rand
+touch -h -d '2019-05-05 05:05:05.25 UTC' a/b/sym
+echo stamp > stamped && touch -a -d '2011-01-01 UTC' stamped && touch -m -d '2012-02-02 02:02:02.000000007 UTC' stamped
+mkdir a/b/c/inner && echo x > a/b/c/inner/y
+mv a/b/c a/b/moved
+mv big big2
+echo over > victim && mv victim big2
+mkdir gone && touch gone/x && rm -r gone
+echo once > replaced && mv -f a/hard2 replaced
+cp a/rand copied && rm copied
+echo 'in setgid dir' > a/b/ingroup
+mkdir small && for i in $(seq 1 300); do echo $i > small/$i; done && rm small/1?
+";
+            var r = FuseTestTree.Sh($"cd '{t.Root}' && {script}");
+            Assert.True(r.Exit == 0, r.Err);
+            r = FuseTestTree.Sh($"cd '{t.Root}' && echo user > open/byuser && mkdir open/userdir && ln -s byuser open/userlink", uid: 65534);
+            Assert.True(r.Exit == 0, r.Err);
+
+            // xattrs, RENAME_EXCHANGE, a file written after it was unlinked, and racing renames.
+            Assert.Equal(0, SetXattr(t["a/rand"], "user.one", Encoding.UTF8.GetBytes("1")));
+            Assert.Equal(0, SetXattr(t["a"], "user.dir", new byte[] { 0, 1, 2, 255 }));
+            Assert.Equal(0, SetXattr(t["a/rand"], "user.gone", new byte[] { 9 }));
+            Assert.Equal(0, RemoveXattr(t["a/rand"], "user.gone"));
+            File.WriteAllText(t["left"], "left");
+            File.WriteAllText(t["right"], "right");
+            Assert.Equal(0, Rename(t["left"], t["right"], flags: 2)); // RENAME_EXCHANGE
+            using (var h = File.Open(t["doomed"], FileMode.Create, FileAccess.ReadWrite))
+            {
+                h.Write(Encoding.UTF8.GetBytes("before"));
+                h.Flush();
+                Assert.Equal(0, Unlink(t["doomed"]));
+                h.Write(Encoding.UTF8.GetBytes(" after"));
+                h.Flush(flushToDisk: true);
+            }
+            Assert.Equal(0, Mkdir(t["race"], 0x1FF));
+            Parallel.For(0, 4, w =>
+            {
+                for (int i = 0; i < 100; i++)
+                {
+                    File.WriteAllText(t[$"race/w{w}-{i}"], $"{w}:{i}");
+                    Rename(t[$"race/w{w}-{i}"], t[$"race/s{i % 3}"]);
+                    if (i % 4 == 0)
+                        Unlink(t[$"race/s{(i + w) % 3}"]);
+                }
+            });
+            // The hidden name of the unlinked-but-open file goes when the kernel releases it (asynchronously).
+            FuseConformanceTests.Eventually(
+                () => !t.Real.ReadDirectory("").Any(e => e.Name.StartsWith(".fuse_hidden", StringComparison.Ordinal)),
+                "the .fuse_hidden file of the unlinked file to be removed");
+            t.Mount.Sink = null;
+
+            Assert.Empty(sink.Disagreements);
+            foreach (var op in new[] { FsOp.Write, FsOp.Truncate, FsOp.Create, FsOp.Mkdir, FsOp.Mknod, FsOp.Unlink, FsOp.Rmdir,
+                FsOp.Rename, FsOp.Link, FsOp.Symlink, FsOp.Chmod, FsOp.Chown, FsOp.Utimens, FsOp.Fallocate, FsOp.SetXattr,
+                FsOp.RemoveXattr, FsOp.Fsync })
+            {
+                Assert.True(sink.Seen.ContainsKey(op), $"the workload produced no {op}");
+            }
+
+            var primary = TreeImage.Read(t.Real);
+            var copy = TreeImage.Read(t.Copy!);
+            TreeImage.AssertSame(primary, copy, explicitTimes);
+            Assert.True(primary.Entries.Count > 300, $"only {primary.Entries.Count} entries");
+            Assert.True(primary.Entries["sparse"].Status.Blocks < 64, "sparse file lost its holes on the primary");
+            Assert.True(copy.Entries["sparse"].Status.Blocks < 64, "sparse file lost its holes on the copy");
+            Assert.Equal("left", File.ReadAllText(t["right"]));
+            Assert.Equal("right", File.ReadAllText(t["left"]));
+            Assert.Equal(0, t.Mount.Statistics.Failures);
+        }
+    }
+
+    /// <summary>Everything an application can observe of a tree, read from the real directory.</summary>
+    internal sealed class TreeImage
+    {
+        public sealed record Entry(FileStatus Status, string? Hash, string? Link, SortedDictionary<string, string> Xattrs);
+
+        public Dictionary<string, Entry> Entries { get; } = new(StringComparer.Ordinal);
+
+        public static TreeImage Read(LinuxDirectory dir)
+        {
+            var image = new TreeImage();
+            void Walk(string rel)
+            {
+                foreach (var e in dir.ReadDirectory(rel))
+                {
+                    var path = rel.Length == 0 ? e.Name : rel + "/" + e.Name;
+                    Assert.True(dir.TryStat(path, out var st), path);
+                    string? hash = null, link = null;
+                    if (st.Type == FileType.Regular)
+                    {
+                        using SafeFileHandle h = dir.OpenRead(path);
+                        using var s = new FileStream(h, FileAccess.Read);
+                        hash = Convert.ToHexString(SHA256.HashData(s));
+                    }
+                    else if (st.Type == FileType.Symlink)
+                    {
+                        link = dir.ReadLink(path);
+                    }
+                    var x = new SortedDictionary<string, string>(StringComparer.Ordinal);
+                    if (st.Type != FileType.Symlink && st.Type != FileType.Fifo)
+                    {
+                        foreach (var name in dir.ListXattrs(path))
+                            x[name] = Convert.ToHexString(dir.GetXattr(path, name) ?? Array.Empty<byte>());
+                    }
+                    image.Entries[path] = new Entry(st, hash, link, x);
+                    if (st.Type == FileType.Directory)
+                        Walk(path);
+                }
+            }
+            Walk("");
+            return image;
+        }
+
+        /// <summary>Groups of paths that are hard links of each other (inode numbers differ between trees, groups do not).</summary>
+        private IEnumerable<string> LinkGroups() => Entries
+            .Where(e => e.Value.Status.Type != FileType.Directory)
+            .GroupBy(e => e.Value.Status.Inode)
+            .Select(g => string.Join(" = ", g.Select(e => e.Key).OrderBy(p => p, StringComparer.Ordinal)))
+            .OrderBy(s => s, StringComparer.Ordinal);
+
+        public static void AssertSame(TreeImage primary, TreeImage copy, IEnumerable<string> explicitTimes)
+        {
+            Assert.Equal(primary.Entries.Keys.OrderBy(k => k, StringComparer.Ordinal), copy.Entries.Keys.OrderBy(k => k, StringComparer.Ordinal));
+            var exact = new HashSet<string>(explicitTimes, StringComparer.Ordinal);
+            foreach (var (path, p) in primary.Entries)
+            {
+                var c = copy.Entries[path];
+                Assert.True(p.Status.Mode == c.Status.Mode, $"{path}: mode {Convert.ToString(p.Status.Mode, 8)} vs {Convert.ToString(c.Status.Mode, 8)}");
+                Assert.True(p.Status.Uid == c.Status.Uid && p.Status.Gid == c.Status.Gid, $"{path}: owner {p.Status.Uid}:{p.Status.Gid} vs {c.Status.Uid}:{c.Status.Gid}");
+                Assert.True(p.Status.Links == c.Status.Links, $"{path}: nlink {p.Status.Links} vs {c.Status.Links}");
+                if (p.Status.Type != FileType.Directory)
+                    Assert.True(p.Status.Size == c.Status.Size, $"{path}: size {p.Status.Size} vs {c.Status.Size}");
+                Assert.True(p.Hash == c.Hash, $"{path}: content differs");
+                Assert.True(p.Link == c.Link, $"{path}: symlink {p.Link} vs {c.Link}");
+                Assert.True(p.Xattrs.SequenceEqual(c.Xattrs), $"{path}: xattrs differ");
+                if (exact.Contains(path))
+                {
+                    Assert.True(p.Status.MtimeSeconds == c.Status.MtimeSeconds && p.Status.MtimeNanoseconds == c.Status.MtimeNanoseconds,
+                        $"{path}: mtime {p.Status.MtimeSeconds}.{p.Status.MtimeNanoseconds} vs {c.Status.MtimeSeconds}.{c.Status.MtimeNanoseconds}");
+                }
+                else
+                {
+                    // Each node's kernel stamps its own writes: the same moment, give or take the apply.
+                    Assert.True(Math.Abs(p.Status.MtimeSeconds - c.Status.MtimeSeconds) <= 10, $"{path}: mtime far apart");
+                }
+            }
+            Assert.Equal(primary.LinkGroups(), copy.LinkGroups());
+        }
+    }
+}

@@ -1,0 +1,325 @@
+// End-to-end tests of the replication engine: real TCP over loopback, real directories, the primary
+// applying each mutation with LinuxDirectory and through the sink as the FUSE file system does.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using ServiceKeeper.Contracts;
+using ServiceKeeper.Engine.Configuration;
+using ServiceKeeper.Engine.Replication;
+using Xunit;
+
+namespace ServiceKeeper.Engine.Tests.Replication
+{
+    public sealed class ReplicationEngineTests
+    {
+        private static string Show(List<ReplicationDifference> d) =>
+            string.Join("\n", d.Take(20).Select(x => $"{x.Kind} {x.Path}: {x.Primary} / {x.Secondary}"));
+
+        private static void AssertIdentical(ReplicationPair pair)
+        {
+            var diff = pair.Diff();
+            Assert.True(diff.Count == 0, "trees differ:\n" + Show(diff));
+        }
+
+        private static void MixedWorkload(ReplicationPair pair, int seed)
+        {
+            var rnd = new Random(seed);
+            pair.Mkdir("a");
+            pair.Mkdir("a/b");
+            pair.Mkdir("logs", 0x1C0);
+            pair.WriteFile("a/big.bin", 5 << 20, seed);
+            pair.WriteFile("a/b/small.txt", 3000, seed + 1, chunk: 4096);
+            pair.WriteFile("logs/app.log", 100_000, seed + 2, chunk: 4096);
+            // Overwrites at random places, a truncate that shrinks and one that extends.
+            for (int i = 0; i < 200; i++)
+            {
+                var data = new byte[rnd.Next(1, 20_000)];
+                rnd.NextBytes(data);
+                pair.Write("a/big.bin", rnd.Next(0, 5 << 20), data);
+            }
+            pair.Ok(new FsMutation { Op = FsOp.Truncate, Path = "logs/app.log", Offset = 40_000 });
+            pair.Ok(new FsMutation { Op = FsOp.Truncate, Path = "a/b/small.txt", Offset = 70_000 });
+            pair.Ok(new FsMutation { Op = FsOp.Symlink, Path = "a/link", Target = "b/small.txt" });
+            pair.Ok(new FsMutation { Op = FsOp.Link, Path = "a/big.bin", Target = "a/hard.bin" });
+            pair.Ok(new FsMutation { Op = FsOp.Chmod, Path = "a/b/small.txt", Mode = 0x180 });
+            pair.Ok(new FsMutation { Op = FsOp.Chown, Path = "a/b/small.txt", Uid = 1234, Gid = 4321 });
+            pair.Ok(new FsMutation { Op = FsOp.SetXattr, Path = "a/b/small.txt", Name = "user.tag", Data = Encoding.UTF8.GetBytes("blue") });
+            pair.WriteFile("tmpfile", 1000, seed + 3);
+            pair.Ok(new FsMutation { Op = FsOp.Rename, Path = "tmpfile", Target = "a/renamed" });
+            pair.Mkdir("gone");
+            pair.WriteFile("gone/x", 10, seed + 4);
+            pair.Ok(new FsMutation { Op = FsOp.Unlink, Path = "gone/x" });
+            pair.Ok(new FsMutation { Op = FsOp.Rmdir, Path = "gone" });
+            pair.Ok(new FsMutation { Op = FsOp.Fsync, Path = "a/big.bin" });
+        }
+
+        [LinuxDirectoryFact]
+        public async Task LiveReplication_MixedWorkload_BothTreesIdentical()
+        {
+            await using var pair = ReplicationPair.Create();
+            await pair.ConnectAsync();
+            MixedWorkload(pair, 1);
+            AssertIdentical(pair);
+            var st = pair.Source.Status()[0];
+            Assert.Equal("replicating", st.State);
+            Assert.Equal("sync", st.Mode);
+            Assert.Equal(0, st.OperationsPending);
+            Assert.True(st.OperationsReplicated > 200);
+            Assert.Equal(0, st.FilesDirty);
+            Assert.Equal("receiving", pair.Target!.Status()[0].State);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task LiveReplication_SyncDisk_SecondaryAcknowledgesDurableWrites()
+        {
+            await using var pair = ReplicationPair.Create(RfsAsync.None);
+            long fsyncs = 0;
+            pair.SecondaryApplier.Before = m => { if (m.Op == FsOp.Fsync) Interlocked.Increment(ref fsyncs); return null; };
+            await pair.ConnectAsync();
+            pair.Create("wal");
+            long before = Interlocked.Read(ref fsyncs);
+            // Four writers on one file (a database log): one fsync on the secondary covers the writes that
+            // arrived together, and each write is acknowledged only after it.
+            await ReplicationPair.RunThreads(4, w =>
+            {
+                var data = new byte[4096];
+                for (int i = 0; i < 300; i++) pair.Write("wal", (i * 4 + w) * 4096L, data);
+            });
+            long used = Interlocked.Read(ref fsyncs) - before;
+            MixedWorkload(pair, 2);
+            AssertIdentical(pair);
+            Assert.Equal("sync-disk", pair.Source.Status()[0].Mode);
+            Assert.True(used > 0, "the secondary made nothing durable");
+            Assert.True(used < 1200, $"{used} fsyncs for 1200 writes: durability is not batched");
+        }
+
+        [LinuxDirectoryFact]
+        public async Task SendTimeout_RaisesPeerFailed_CompleteWaitsForGoAlone_ThenJournalHoldsTheChange()
+        {
+            await using var pair = ReplicationPair.Create(sendTimeout: TimeSpan.FromSeconds(1));
+            pair.WriteFile("f", 3 << 20, 5);
+            await pair.ConnectAsync();
+            using var hold = new ManualResetEventSlim(false);
+            pair.SecondaryApplier.Before = m => { if (m.Path == "f" && m.Op == FsOp.Write) hold.Wait(TimeSpan.FromSeconds(30)); return null; };
+            var release = new TaskCompletionSource();
+            var failed = new TaskCompletionSource<string>();
+            pair.Source.PeerFailed = async reason => { failed.TrySetResult(reason); await release.Task; pair.Source.GoAlone(); };
+            var write = Task.Run(() => pair.Do(new FsMutation { Op = FsOp.Write, Path = "f", Offset = (2 << 20) + 5, Data = new byte[100] }));
+            var reason = await failed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Contains("no acknowledgement", reason);
+            // The host has not persisted ALONE yet: the write must not be reported done.
+            await Task.Delay(300);
+            Assert.False(write.IsCompleted, "Complete returned before GoAlone");
+            release.SetResult();
+            Assert.Equal(0, await write.WaitAsync(TimeSpan.FromSeconds(30)));
+            hold.Set();
+            var st = pair.Source.Status()[0];
+            Assert.Equal("alone", st.State);
+            Assert.Equal(1, st.FilesDirty);
+            Assert.True(st.BytesDirty >= 1 << 20);
+            // Later changes are journaled only, and return at once.
+            pair.Write("f", 0, new byte[10]);
+            Assert.Equal(1, pair.Source.Status()[0].FilesDirty);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task ResyncAfterAlone_SendsOnlyTheDirtyZones()
+        {
+            await using var pair = ReplicationPair.Create();
+            await pair.ConnectAsync();
+            for (int i = 0; i < 8; i++) pair.WriteFile($"f{i}", 8 << 20, i);
+            AssertIdentical(pair);
+            await pair.DisconnectAsync();
+            var rnd = new Random(3);
+            for (int i = 0; i < 3; i++) pair.Write($"f{i}", rnd.Next(0, 8 << 20), new byte[5000]);
+            pair.WriteFile("new.bin", 100_000, 9);
+            pair.Ok(new FsMutation { Op = FsOp.Unlink, Path = "f7" });
+            pair.Ok(new FsMutation { Op = FsOp.Rename, Path = "f6", Target = "f6.renamed" });
+            pair.Write("f6.renamed", 10, new byte[10]);
+            Assert.True(pair.Source.Status()[0].FilesDirty >= 4);
+            long before = pair.SecondaryApplier.WriteBytes;
+            await pair.ConnectAsync();
+            AssertIdentical(pair);
+            var last = pair.Source.Status()[0].LastResync!;
+            Assert.Equal("journal", last.Method);
+            long sent = pair.SecondaryApplier.WriteBytes - before;
+            // At most one or two 1 MiB zones per changed file, far below the 64 MiB tree.
+            Assert.True(sent <= 8L << 20, $"{sent} bytes sent");
+            Assert.Equal(last.BytesSent, sent);
+            Assert.Equal(0, pair.Source.Status()[0].FilesDirty);
+            Assert.NotNull(pair.Source.Status()[0].LastSyncPointUtc);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task CrashedPrimary_ChangesOnBothSides_HashResyncSendsOnlyDifferingBlocks()
+        {
+            await using var pair = ReplicationPair.Create();
+            await pair.ConnectAsync();
+            for (int i = 0; i < 4; i++) pair.WriteFile($"f{i}", 8 << 20, 10 + i);
+            AssertIdentical(pair);
+            await pair.DisconnectAsync();
+            // The primary crashes with writes the secondary acknowledged... and some it never saw, which the journal does not know.
+            await pair.RestartSourceAsync(crash: true);
+            Assert.Equal("alone", pair.Source.Status()[0].State);
+            using (var f = File.OpenWrite(Path.Combine(pair.PrimaryDir, "f1"))) { f.Position = 3 << 20; f.Write(new byte[1000]); }
+            // The secondary holds a change the primary never made (applied, then the primary died before its own write).
+            using (var f = File.OpenWrite(Path.Combine(pair.SecondaryDir, "f2"))) { f.Position = 100; f.Write(new byte[] { 1, 2, 3 }); }
+            using (var f = File.OpenWrite(Path.Combine(pair.SecondaryDir, "f3"))) { f.SetLength(5 << 20); }
+            long before = pair.SecondaryApplier.WriteBytes;
+            await pair.ConnectAsync();
+            AssertIdentical(pair);
+            var last = pair.Source.Status()[0].LastResync!;
+            Assert.Equal("hash", last.Method);
+            long sent = pair.SecondaryApplier.WriteBytes - before;
+            // f1: 1000 bytes may straddle two 64 KiB blocks; f2: one block; f3: the 3 MiB cut off.
+            Assert.True(sent >= (3 << 20) + 64 * 1024 && sent <= (3 << 20) + 4 * 64 * 1024, $"{sent} bytes sent");
+            Assert.True(pair.Source.Status()[0].LastSyncPointUtc != null);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task FullResync_CopiesEverything_AndRemovesWhatThePrimaryLacks()
+        {
+            await using var pair = ReplicationPair.Create();
+            for (int i = 0; i < 3; i++) pair.WriteFile($"d{i}.bin", 3 << 20, 20 + i);
+            pair.Mkdir("dir");
+            pair.Ok(new FsMutation { Op = FsOp.Symlink, Path = "dir/l", Target = "../d0.bin" });
+            pair.Ok(new FsMutation { Op = FsOp.Link, Path = "d2.bin", Target = "dir/hard" });
+            pair.Ok(new FsMutation { Op = FsOp.SetXattr, Path = "d0.bin", Name = "user.k", Data = new byte[] { 7 } });
+            Directory.CreateDirectory(Path.Combine(pair.SecondaryDir, "stale/deep"));
+            File.WriteAllText(Path.Combine(pair.SecondaryDir, "stale/deep/x"), "old");
+            File.WriteAllText(Path.Combine(pair.SecondaryDir, "d1.bin"), "different");
+            Directory.CreateDirectory(Path.Combine(pair.SecondaryDir, "dir/l"));
+            File.WriteAllText(Path.Combine(pair.SecondaryDir, "d2.bin"), "x");
+            File.SetUnixFileMode(Path.Combine(pair.SecondaryDir, "d2.bin"), UnixFileMode.UserRead);
+            Assert.Equal(0, pair.Secondary.Apply(new FsMutation { Op = FsOp.SetXattr, Path = "d2.bin", Name = "user.extra", Data = new byte[] { 1 } }));
+            var reports = new List<ResyncProgress>();
+            await pair.ConnectAsync(full: true, new Progress<ResyncProgress>(p => { lock (reports) reports.Add(p); }));
+            AssertIdentical(pair);
+            var last = pair.Source.Status()[0].LastResync!;
+            Assert.Equal("full", last.Method);
+            Assert.Equal(9L << 20, last.BytesTotal);
+            Assert.Equal(9L << 20, last.BytesSent);
+            Assert.NotNull(last.FinishedUtc);
+            Assert.NotNull(pair.Target!.Status()[0].LastResync);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task InterruptedResync_TheNextOneConverges()
+        {
+            await using var pair = ReplicationPair.Create();
+            for (int i = 0; i < 6; i++) pair.WriteFile($"f{i}", 4 << 20, 30 + i);
+            int writes = 0;
+            pair.SecondaryApplier.Before = m =>
+            {
+                if (m.Op == FsOp.Write && Interlocked.Increment(ref writes) == 7) pair.Target!.Disconnect();
+                return null;
+            };
+            var first = await Record.ExceptionAsync(() => pair.ConnectAsync());
+            Assert.IsType<IOException>(first);
+            await ReplicationPair.Until(() => pair.Source.Status()[0].State == "alone", "the primary to go alone");
+            pair.SecondaryApplier.Before = null;
+            pair.Write("f0", 0, new byte[100]); // the primary goes on meanwhile
+            long before = pair.SecondaryApplier.WriteBytes;
+            await pair.ConnectAsync();
+            AssertIdentical(pair);
+            var last = pair.Source.Status()[0].LastResync!;
+            // What the first attempt copied is compared, not sent again.
+            Assert.True(pair.SecondaryApplier.WriteBytes - before < 24L << 20, $"{pair.SecondaryApplier.WriteBytes - before} bytes sent by the second resync ({last.Method})");
+        }
+
+        [LinuxDirectoryFact]
+        public async Task LiveWritesDuringResync_EndIdentical()
+        {
+            await using var pair = ReplicationPair.Create();
+            await pair.ConnectAsync();
+            for (int i = 0; i < 6; i++) pair.WriteFile($"f{i}", 6 << 20, 40 + i);
+            await pair.DisconnectAsync();
+            var rnd = new Random(7);
+            for (int i = 0; i < 200; i++) pair.Write($"f{rnd.Next(6)}", rnd.Next(0, 6 << 20), new byte[rnd.Next(1, 70_000)]);
+            using var stop = new CancellationTokenSource();
+            var writer = Task.Run(() =>
+            {
+                var r = new Random(8);
+                int n = 0;
+                while (!stop.IsCancellationRequested)
+                {
+                    var data = new byte[r.Next(1, 200_000)];
+                    r.NextBytes(data);
+                    int f = r.Next(7);
+                    if (f == 6) { pair.Ok(new FsMutation { Op = FsOp.Truncate, Path = $"f{r.Next(6)}", Offset = r.Next(1 << 20, 7 << 20) }); continue; }
+                    pair.Write($"f{f}", r.Next(0, 6 << 20), data);
+                    if (++n % 50 == 0) { pair.Mkdir($"d{n}"); pair.WriteFile($"d{n}/x", 1000, n); pair.Ok(new FsMutation { Op = FsOp.Rename, Path = $"d{n}", Target = $"e{n}" }); }
+                }
+                return n;
+            });
+            await pair.ConnectAsync();
+            await Task.Delay(200);
+            stop.Cancel();
+            Assert.True(await writer > 0);
+            AssertIdentical(pair);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task WrongClusterKey_IsRefusedAndCounted()
+        {
+            await using var pair = ReplicationPair.Create();
+            pair.SecondaryOptions = pair.SecondaryOptions with { ClusterKey = RandomNumberGenerator.GetBytes(32) };
+            await Assert.ThrowsAnyAsync<Exception>(() => pair.ConnectAsync());
+            await ReplicationPair.Until(() => pair.Source.AuthenticationFailures == 1, "the primary to count the failed handshake");
+            Assert.Equal("alone", pair.Source.Status()[0].State);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task ForgedFrame_ClosesTheConnectionAndIsCounted()
+        {
+            await using var pair = ReplicationPair.Create();
+            await pair.ConnectAsync();
+            pair.WriteFile("f", 1000, 1);
+            // A frame whose tag was not made with the session key, injected into the secondary's stream.
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await pair.DisconnectAsync();
+            await socket.ConnectAsync(pair.Source.LocalEndpoint!);
+            var keys = Handshake.Connect(socket, pair.PrimaryOptions.ClusterKey, ReplicationPair.Module, TimeSpan.FromSeconds(5));
+            var bad = new byte[5 + 8 + 16];
+            bad[0] = 8; bad[4] = (byte)MsgType.Request;
+            socket.Send(bad);
+            await ReplicationPair.Until(() => pair.Source.ForgedFrames == 1, "the forged frame to be counted");
+            var buffer = new byte[16];
+            Assert.Equal(0, socket.Receive(buffer)); // closed by the primary
+            Assert.Equal("alone", pair.Source.Status()[0].State);
+            // A real secondary still gets in afterwards.
+            await pair.ConnectAsync();
+            AssertIdentical(pair);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task NotReplicatedPaths_AreNeitherSentNorJournaled()
+        {
+            await using var pair = ReplicationPair.Create(RfsAsync.Second, null, "tmp", "cache/x");
+            await pair.ConnectAsync();
+            pair.Mkdir("tmp");
+            pair.WriteFile("tmp/scratch", 50_000, 1);
+            pair.Mkdir("cache");
+            pair.Mkdir("cache/x");
+            pair.WriteFile("cache/x/y", 1000, 2);
+            pair.WriteFile("cache/keep", 1000, 3);
+            Assert.False(Directory.Exists(Path.Combine(pair.SecondaryDir, "tmp")));
+            Assert.False(Directory.Exists(Path.Combine(pair.SecondaryDir, "cache/x")));
+            Assert.True(File.Exists(Path.Combine(pair.SecondaryDir, "cache/keep")));
+            AssertIdentical(pair);
+            await pair.DisconnectAsync();
+            pair.WriteFile("tmp/more", 50_000, 4);
+            Assert.Equal(0, pair.Source.Status()[0].FilesDirty);
+            await pair.ConnectAsync();
+            Assert.False(File.Exists(Path.Combine(pair.SecondaryDir, "tmp/more")));
+            AssertIdentical(pair);
+        }
+    }
+}

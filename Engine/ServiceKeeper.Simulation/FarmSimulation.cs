@@ -1,0 +1,462 @@
+// Deterministic simulation of one farm module on 3 to 5 nodes: the real FarmMachine on each node, a host
+// modelled on FarmHost (procedures that take time and may fail, the kernel filter as the set of buckets it
+// accepts, heartbeats that carry machine.View every pulse, a per-peer liveness detector), and a switch.
+// Faults: message loss, delay, reordering and duplication; port cuts (a cable pulled, reported as link.eth0
+// down); crashes (the kernel filter dies with the power); stalled disks; clock drift; admin start / stop /
+// stop -Drain / restart; applications that die. Same seed, same run.
+//
+// Limit (documented in FarmMachine): a node whose port loses only incoming traffic still gossips, so its peers
+// keep it in the map while clients cannot reach it: its share stays orphaned as long as the one-way cut lasts.
+// Heartbeats alone cannot tell that apart, so one-way cuts are not drawn here (the mirror simulation draws them).
+//
+// Invariants (checked after every step):
+//  * FarmNoOrphanBucket: while at least one node is UP and reachable, no bucket stays without a reachable UP
+//    owner for longer than the detection time (PeerTimeout, plus the agreement round that follows it).
+//  * FarmConvergesAfterFaults: after the faults stop, within a bound, every bucket has exactly one owner among
+//    the UP nodes, and every started node is UP.
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ServiceKeeper.Engine.Checkers;
+using ServiceKeeper.Engine.Configuration;
+using ServiceKeeper.Engine.Farm;
+
+namespace ServiceKeeper.Simulation
+{
+    /// <summary>Farm protections the simulator can switch off (host side: the farm core offers no knob).</summary>
+    [Flags]
+    public enum FarmProtection
+    {
+        None = 0,
+        /// <summary>The host never declares a silent peer lost (no FarmPeerLost): a dead node's buckets stay orphaned.</summary>
+        PeerLossDetection = 1,
+        /// <summary>Heartbeats only on a change of view, never every pulse: a lost or cut-off message is never repaired.</summary>
+        PeriodicHeartbeats = 2,
+    }
+
+    public sealed record FarmSimOptions
+    {
+        public int Seed { get; init; }
+        public FarmProtection Off { get; init; }
+        /// <summary>The kinds of fault drawn (DiskStall, Crash, Partition = cable pulled, PacketLoss, DelayReorderDuplicate,
+        /// ApplicationFailure, AdminCommand).</summary>
+        public FaultKind Faults { get; init; } = FaultKind.All;
+        public bool Trace { get; init; }
+        public TimeSpan FaultPhase { get; init; } = TimeSpan.FromSeconds(120);
+        public TimeSpan ConvergenceBound { get; init; } = TimeSpan.FromSeconds(30);
+        public TimeSpan MeanFaultInterval { get; init; } = TimeSpan.FromSeconds(3);
+    }
+
+    public sealed class FarmSimulation
+    {
+        public const string NoOrphanBucket = "FarmNoOrphanBucket";
+        public const string ConvergesAfterFaults = "FarmConvergesAfterFaults";
+
+        private static readonly TimeSpan Pulse = TimeSpan.FromMilliseconds(100);
+        private static readonly TimeSpan PeerTimeout = TimeSpan.FromMilliseconds(1500);
+        private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(100);
+        /// <summary>Detection time, as FarmMachine documents it: a silent peer is lost after PeerTimeout, a joining node
+        /// waits up to PeerTimeout for peers it has not heard, and a view that never agrees is applied PeerTimeout after
+        /// its last change; on clocks up to 2 % slow, plus the longest delivery delay of the fault phase and a few pulses.</summary>
+        public static readonly TimeSpan DetectionTime = PeerTimeout * 3 * 1.03 + TimeSpan.FromMilliseconds(800) + Pulse * 3;
+
+        private readonly FarmSimOptions _o;
+        private readonly Random _rng;
+        private readonly PriorityQueue<Action, (long, long)> _queue = new();
+        private readonly List<string> _trace = new();
+        private readonly List<FNode> _nodes = new();
+        private long _now, _seq, _steps;
+        private Violation? _violation;
+        private bool _faultsOver;
+        private string _outcome = "";
+        private double _loss, _duplicate;
+        private long _lossUntil, _delayUntil;
+        private readonly long[] _orphanSince = new long[BucketMap.BucketCount];
+        private readonly bool[] _covered = new bool[BucketMap.BucketCount];
+
+        private sealed class FNode
+        {
+            public required string Name;
+            public required NodeClock Clock;
+            public required FarmSettings Settings;
+            public FarmMachine? Machine;
+            public bool Up;
+            public int Incarnation;
+            public bool Started;
+            public FarmView? Published;
+            public SortedSet<int>? Filter;
+            public bool PortIn = true, PortOut = true;
+            public long StallUntil;
+            public int ProcedureToken;
+            public readonly Dictionary<string, DateTimeOffset> LastHeard = new();
+            public readonly HashSet<string> Alive = new();
+            public FarmView? LastSentView;
+            public bool Reachable => PortIn && PortOut;
+            public bool Serving => Up && Machine!.State == FarmStateName.Up && Filter != null;
+        }
+
+        public FarmSimulation(FarmSimOptions options)
+        {
+            _o = options;
+            _rng = new Random(options.Seed ^ 0x5f4d);
+            var count = 3 + _rng.Next(3);
+            var names = Enumerable.Range(1, count).Select(i => "n" + i).ToList();
+            var powers = names.ToDictionary(n => n, _ => 1 + _rng.Next(2));
+            foreach (var name in names)
+            {
+                var drift = 1 + (_rng.NextDouble() * 2 - 1) * 0.02;
+                _nodes.Add(new FNode
+                {
+                    Name = name,
+                    Clock = new NodeClock(() => _now, drift, TimeSpan.FromMilliseconds(_rng.Next(-10_000, 10_000))),
+                    Settings = new FarmSettings("www", name, names, powers, PeerTimeout, 3, TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(5)),
+                });
+            }
+            Array.Fill(_orphanSince, -1);
+        }
+
+        public static SimResult Run(FarmSimOptions options) => new FarmSimulation(options).Run();
+
+        private TimeSpan Now => TimeSpan.FromTicks(_now);
+
+        public SimResult Run()
+        {
+            Trace(null, $"farm seed {_o.Seed}: {_nodes.Count} nodes (powers {string.Join(", ", _nodes.Select(n => n.Name + "=" + n.Settings.PowerOf(n.Name)))}), protections off: {_o.Off}");
+            foreach (var n in _nodes) Boot(n, start: true);
+            var t = 0L;
+            while (true)
+            {
+                t += (long)(-Math.Log(1 - _rng.NextDouble()) * _o.MeanFaultInterval.Ticks);
+                if (t >= _o.FaultPhase.Ticks) break;
+                At(t, RandomFault);
+            }
+            At(_o.FaultPhase.Ticks, EndFaults);
+            var end = (_o.FaultPhase + _o.ConvergenceBound).Ticks;
+            At(end, CheckConvergence);
+            while (_violation == null && _outcome.Length == 0 && _queue.TryDequeue(out var run, out var key))
+            {
+                if (key.Item1 > end) break;
+                _now = key.Item1;
+                run();
+                _steps++;
+                if (_violation == null) CheckOrphans();
+            }
+            if (_violation == null && _outcome.Length == 0) _outcome = "ended";
+            return new SimResult(_o.Seed, false, _violation, _trace.ToArray(), _steps, Now, _outcome);
+        }
+
+        private void At(long time, Action run) => _queue.Enqueue(run, (time, _seq++));
+        private void After(TimeSpan delay, Action run) => At(_now + Math.Max(1, delay.Ticks), run);
+        private void AfterLocal(FNode n, TimeSpan local, Action run) => At(_now + n.Clock.SimTicks(local), run);
+        private TimeSpan Ms(int min, int max) => TimeSpan.FromMilliseconds(_rng.Next(min, max + 1));
+        private bool Chance(double p) => _rng.NextDouble() < p;
+
+        // ------------------------------------------------------------------ nodes
+
+        private void Boot(FNode n, bool start)
+        {
+            n.Up = true;
+            n.Incarnation++;
+            n.Machine = new FarmMachine(n.Settings, n.Clock);
+            n.Filter = null;
+            n.LastHeard.Clear();
+            n.Alive.Clear();
+            n.LastSentView = null;
+            n.Published = n.Machine.View;
+            Trace(n, $"engine up (incarnation {n.Incarnation})");
+            var inc = n.Incarnation;
+            AfterLocal(n, Ms(0, 100), () => PulseLoop(n, inc));
+            AfterLocal(n, Ms(0, 100), () => TickLoop(n, inc));
+            if (start && (n.Started || n.Incarnation == 1))
+            {
+                n.Started = true;
+                Input(n, new FarmStartCommand(), "start");
+            }
+        }
+
+        private void Crash(FNode n, string why)
+        {
+            if (!n.Up) return;
+            Trace(n, "CRASH (" + why + "): its filter and VIP are gone with it");
+            n.Up = false;
+            n.Machine = null;
+            n.Filter = null;
+        }
+
+        private void Input(FNode n, FarmEvent e, string? label = null)
+        {
+            if (!n.Up) return;
+            var inc = n.Incarnation;
+            if (_now < n.StallUntil)
+            {
+                At(n.StallUntil, () => { if (n.Up && n.Incarnation == inc) Input(n, e, label); });
+                return;
+            }
+            IReadOnlyList<FarmAction> actions;
+            try { actions = n.Machine!.Handle(e); }
+            catch (FarmCommandException ex)
+            {
+                Trace(n, $"{label ?? e.GetType().Name} refused: {ex.Message}");
+                return;
+            }
+            foreach (var a in actions) Execute(n, a);
+            n.Published = n.Machine!.View;
+            if (_o.Trace && (label != null || actions.Any(a => a is not FarmLog)))
+                Trace(n, $"{label ?? Describe(e)} -> {Describe(n)}");
+            if (_o.Off.HasFlag(FarmProtection.PeriodicHeartbeats) && !SameView(n.LastSentView, n.Published)) SendViews(n);
+        }
+
+        private void Execute(FNode n, FarmAction a)
+        {
+            switch (a)
+            {
+                case ApplyFilter f: n.Filter = new SortedSet<int>(f.Owned); break;
+                case RemoveFilter: n.Filter = null; break;
+                case CountConnections:
+                    var inc = n.Incarnation;
+                    After(Ms(1, 50), () => { if (n.Up && n.Incarnation == inc) Input(n, new FarmConnectionsCounted(Chance(0.5) ? 0 : _rng.Next(1, 5))); });
+                    break;
+                case RunFarmProcedure p: RunProcedure(n, p.Procedure); break;
+                case FarmLog l: if (_o.Trace) Trace(n, "  log: " + l.Text); break;
+            }
+        }
+
+        private void RunProcedure(FNode n, FarmProcedure p)
+        {
+            var token = ++n.ProcedureToken;
+            var inc = n.Incarnation;
+            After(p is FarmProcedure.StartApplication or FarmProcedure.StopApplication ? Ms(100, 2000) : Ms(10, 200), () =>
+            {
+                if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
+                var ok = p != FarmProcedure.StartApplication || _faultsOver || !Chance(0.08);
+                Input(n, new FarmProcedureDone(p, ok, ok ? null : "start_both exited with 1"), $"{p} done ({(ok ? "ok" : "failed")})");
+            });
+        }
+
+        private void TickLoop(FNode n, int inc)
+        {
+            if (!n.Up || n.Incarnation != inc) return;
+            if (!_o.Off.HasFlag(FarmProtection.PeerLossDetection))
+                foreach (var peer in n.Alive.ToList())
+                    if (n.Clock.GetUtcNow() - n.LastHeard[peer] > PeerTimeout)
+                    {
+                        n.Alive.Remove(peer);
+                        Input(n, new FarmPeerLost(peer), $"{peer} lost (no heartbeat for the timeout)");
+                    }
+            Input(n, new FarmTick());
+            AfterLocal(n, TickInterval, () => TickLoop(n, inc));
+        }
+
+        private void PulseLoop(FNode n, int inc)
+        {
+            if (!n.Up || n.Incarnation != inc) return;
+            if (!_o.Off.HasFlag(FarmProtection.PeriodicHeartbeats)) SendViews(n);
+            AfterLocal(n, Pulse, () => PulseLoop(n, inc));
+        }
+
+        private void SendViews(FNode from)
+        {
+            var view = from.Published!;
+            from.LastSentView = view;
+            foreach (var to in _nodes.Where(x => x != from))
+            {
+                var copies = Chance(_duplicate) ? 2 : 1;
+                for (var c = 0; c < copies; c++)
+                {
+                    if (!from.PortOut || Chance(_now < _lossUntil ? _loss : 0)) continue;
+                    var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 800) : TimeSpan.FromTicks(_rng.Next(1_000, 20_000));
+                    var target = to;
+                    After(delay, () =>
+                    {
+                        if (!target.Up || !target.PortIn) return;
+                        target.LastHeard[view.Node] = target.Clock.GetUtcNow();
+                        target.Alive.Add(view.Node);
+                        Input(target, new FarmPeerHeard(view));
+                    });
+                }
+            }
+        }
+
+        private static bool SameView(FarmView? a, FarmView? b) =>
+            a != null && b != null && a.State == b.State && a.InMap == b.InMap && a.Epoch == b.Epoch && a.SameMembers(b.Members);
+
+        // ------------------------------------------------------------------ faults
+
+        private void RandomFault()
+        {
+            var n = _nodes[_rng.Next(_nodes.Count)];
+            var roll = _rng.Next(100);
+            var kind = roll < 12 ? FaultKind.Crash : roll < 30 ? FaultKind.Partition : roll < 40 ? FaultKind.PacketLoss
+                : roll < 50 ? FaultKind.DelayReorderDuplicate : roll < 58 ? FaultKind.DiskStall : roll < 72 ? FaultKind.ApplicationFailure : FaultKind.AdminCommand;
+            if (!_o.Faults.HasFlag(kind)) return;
+            if (roll < 12)
+            {
+                Crash(n, "power loss");
+                After(Ms(500, 15_000), () => { if (!n.Up && !_faultsOver) Boot(n, start: true); });
+            }
+            else if (roll < 30)
+            {
+                const int way = 0;
+                n.PortIn = n.PortOut = false;
+                Trace(n, "fault: port cut (cable pulled)");
+                if (way == 0) Input(n, new FarmResourceChanged("link.eth0", ResourceValue.Down, CheckAction.Wait, false, "no carrier"), "link.eth0 down");
+                After(Ms(300, 15_000), () =>
+                {
+                    n.PortIn = n.PortOut = true;
+                    Trace(n, "port healed");
+                    if (way == 0) Input(n, new FarmResourceChanged("link.eth0", ResourceValue.Up, CheckAction.Wait, false, "carrier"), "link.eth0 up");
+                });
+            }
+            else if (roll < 40)
+            {
+                _loss = 0.2 + _rng.NextDouble() * 0.6;
+                _lossUntil = _now + Ms(1000, 10_000).Ticks;
+                Trace(null, $"fault: message loss {_loss:P0}");
+            }
+            else if (roll < 50)
+            {
+                _delayUntil = _now + Ms(1000, 10_000).Ticks;
+                _duplicate = _rng.NextDouble() * 0.3;
+                Trace(null, "fault: delays up to 800 ms (reordering), duplicates");
+            }
+            else if (roll < 58)
+            {
+                if (!n.Up) return;
+                n.StallUntil = Math.Max(n.StallUntil, _now + Ms(200, 3000).Ticks);
+                Trace(n, "fault: disk stalls");
+            }
+            else if (roll < 72)
+            {
+                if (!n.Up || n.Machine!.State != FarmStateName.Up) return;
+                Input(n, new FarmResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, true, "process died"), "fault: the application dies");
+            }
+            else
+            {
+                if (!n.Up) return;
+                var r = _rng.Next(100);
+                FarmEvent e = r < 40 ? new FarmStartCommand() : r < 65 ? new FarmStopCommand(Drain: Chance(0.5)) : new FarmRestartCommand();
+                if (e is FarmStartCommand or FarmRestartCommand) n.Started = true;
+                if (e is FarmStopCommand) n.Started = false;
+                Input(n, e, "admin: " + e);
+            }
+        }
+
+        private void EndFaults()
+        {
+            _faultsOver = true;
+            _loss = _duplicate = 0;
+            _lossUntil = _delayUntil = 0;
+            Trace(null, "faults stop: network healed, nodes booted, stopped modules started");
+            foreach (var n in _nodes)
+            {
+                var cut = !n.Reachable;
+                n.PortIn = n.PortOut = true;
+                n.StallUntil = Math.Min(n.StallUntil, _now);
+                if (!n.Up) Boot(n, start: false);
+                else if (cut) Input(n, new FarmResourceChanged("link.eth0", ResourceValue.Up, CheckAction.Wait, false, "carrier"), "link.eth0 up");
+                var node = n;
+                foreach (var at in new[] { 1, 11 })
+                    After(TimeSpan.FromSeconds(at), () =>
+                    {
+                        if (!node.Up || node.Machine!.RunningProcedure != null || node.Machine.State == FarmStateName.Up) return;
+                        node.Started = true;
+                        Input(node, node.Machine.State == FarmStateName.Stop ? new FarmStartCommand() : new FarmRestartCommand(), "admin: start (after the faults)");
+                    });
+            }
+            After(TimeSpan.FromSeconds(1), WatchConvergence);
+        }
+
+        // ------------------------------------------------------------------ invariants
+
+        private void CheckOrphans()
+        {
+            var possible = false;
+            Array.Clear(_covered);
+            foreach (var n in _nodes)
+            {
+                if (!n.Up || !n.Reachable || n.Machine!.State != FarmStateName.Up) continue;
+                possible |= n.Settings.PowerOf(n.Name) > 0;
+                if (n.Filter != null) foreach (var b in n.Filter) _covered[b] = true;
+            }
+            for (var b = 0; b < BucketMap.BucketCount; b++)
+            {
+                if (!possible || _covered[b]) { _orphanSince[b] = -1; continue; }
+                if (_orphanSince[b] < 0) { _orphanSince[b] = _now; continue; }
+                if (_now - _orphanSince[b] > DetectionTime.Ticks)
+                {
+                    Fail(NoOrphanBucket, $"bucket {b} has had no reachable UP owner for {TimeSpan.FromTicks(_now - _orphanSince[b]).TotalSeconds:0.000} s " +
+                        $"(detection time {DetectionTime.TotalSeconds:0.000} s); {Describe()}");
+                    return;
+                }
+            }
+        }
+
+        private bool Converged(out string why)
+        {
+            foreach (var n in _nodes.Where(n => n.Started && (!n.Up || n.Machine!.State != FarmStateName.Up || !n.Machine.Ready)))
+            {
+                why = n.Name + " is started but not UP (ready): " + (n.Up ? n.Machine!.Reason : "down");
+                return false;
+            }
+            var up = _nodes.Where(n => n.Serving).ToList();
+            for (var b = 0; b < BucketMap.BucketCount; b++)
+            {
+                var count = up.Count(n => n.Filter!.Contains(b));
+                if (up.Count > 0 && count != 1)
+                {
+                    why = $"bucket {b} has {count} owners";
+                    return false;
+                }
+            }
+            why = "";
+            return true;
+        }
+
+        private void WatchConvergence()
+        {
+            if (Converged(out _))
+            {
+                _outcome = $"converged {TimeSpan.FromTicks(_now - _o.FaultPhase.Ticks).TotalSeconds:0.0} s after the faults stopped";
+                Trace(null, _outcome);
+                return;
+            }
+            After(TimeSpan.FromMilliseconds(250), WatchConvergence);
+        }
+
+        private void CheckConvergence()
+        {
+            if (_outcome.Length > 0 || _violation != null) return;
+            Converged(out var why);
+            Fail(ConvergesAfterFaults, $"{_o.ConvergenceBound.TotalSeconds:0} s after the faults stopped: {why}; {Describe()}");
+        }
+
+        private void Fail(string invariant, string message)
+        {
+            if (_violation != null) return;
+            _violation = new Violation(invariant, message, Now);
+            Trace(null, $"VIOLATION {invariant}: {message}");
+        }
+
+        // ------------------------------------------------------------------ trace
+
+        private string Describe() => string.Join("; ", _nodes.Select(Describe));
+
+        private static string Describe(FNode n) => !n.Up
+            ? n.Name + " down"
+            : $"{n.Name} {FarmMachine.Name(n.Machine!.State)}{(n.Machine.Ready ? "" : "(T)")} owns {n.Filter?.Count ?? 0}{(n.Reachable ? "" : " cut")}" +
+              $"{(n.Machine.RunningProcedure is { } p ? " [" + p + "]" : "")} [{string.Join(",", n.Machine.Members)}]";
+
+        private static string Describe(FarmEvent e) => e switch
+        {
+            FarmPeerHeard h => "heard " + h.View,
+            FarmProcedureDone d => $"{d.Procedure} done",
+            _ => e.GetType().Name,
+        };
+
+        private void Trace(FNode? n, string text)
+        {
+            if (!_o.Trace) return;
+            _trace.Add($"{Now.TotalSeconds,9:0.000}s {(n == null ? "--" : n.Name)}  {text}");
+        }
+    }
+}
