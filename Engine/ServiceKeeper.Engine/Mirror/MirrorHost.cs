@@ -163,9 +163,10 @@ namespace ServiceKeeper.Engine.Mirror
                             break;
                         case ReplicationLost lost:
                             Apply(_machine.Handle(lost));
-                            // Lost during a resync (the peer was not SECOND Ready yet, so it cannot take over):
-                            // nothing to persist, the changes go to the journal at once.
-                            if (!_replicationStarted) _replication?.GoAlone();
+                            // Lost during a resync (the peer was not SECOND Ready yet, so it cannot take over) or while
+                            // not serving: nothing to persist, the changes go to the journal at once. Serving with a ready
+                            // secondary, the machine persists a new generation first and then says StopReplication.
+                            if (!_replicationStarted || !_machine.IsServing) _replication?.GoAlone();
                             break;
                         case MirrorEvent e: Apply(_machine.Handle(e)); break;
                     }
@@ -350,7 +351,7 @@ namespace ServiceKeeper.Engine.Mirror
                         await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, ct);
                         ModuleLog("module", $"virtual IP {address}/{prefix} removed from {iface}");
                     }
-                    if (_replication != null) await _replication.UnserveAsync(remountReadOnly: true, ct);
+                    if (_replication != null) await _replication.UnserveAsync(ct);
                     return (true, null);
 
                 case Procedure.Poststop:

@@ -3,7 +3,8 @@
 //   module started, not serving   read-only FUSE view over each directory (applications cannot write;
 //                                 attributes never cached, so the view shows what replication writes beneath)
 //   serving (ALONE / PRIM)        writable FUSE mount whose mutations go through ReplicationSource: to the
-//                                 secondary while it is connected, into the dirty journal while it is not
+//                                 secondary while it is connected, into the dirty journal while it is not;
+//                                 the source outlives an application restart in place (the secondary stays)
 //   SECOND                        ReplicationTarget: resync from the primary, then apply its stream in order
 //   module stopped                nothing mounted
 //
@@ -141,15 +142,17 @@ namespace ServiceKeeper.Engine.Mirror
             finally { _gate.Release(); }
         }
 
-        /// <summary>After the application stopped here: read-only views again, no more listening.</summary>
-        public async Task UnserveAsync(bool remountReadOnly, CancellationToken ct)
+        /// <summary>
+        /// After the application stopped here: read-only views again. The source stays: an application restarted
+        /// in place keeps its secondary connected; it goes when this node becomes secondary or the module stops.
+        /// </summary>
+        public async Task UnserveAsync(CancellationToken ct)
         {
             await _gate.WaitAsync(ct);
             try
             {
                 UnmountAll();
-                await StopSourceAsync();
-                if (remountReadOnly && _directories.Count > 0) MountAll(readOnly: true);
+                if (_directories.Count > 0) MountAll(readOnly: true);
             }
             finally { _gate.Release(); }
         }
@@ -168,6 +171,7 @@ namespace ServiceKeeper.Engine.Mirror
             try
             {
                 await StopTargetAsync();
+                await StopSourceAsync(); // it shares the journal with the target: what it did not send is journaled first
                 OpenDirectories();
                 if (_mounts.Count == 0) MountAll(readOnly: true);
                 _target = target = new ReplicationTarget(Options(), _logger, _ctx.Time);
