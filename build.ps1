@@ -211,6 +211,10 @@ function Invoke-Bench {
     Invoke-Native dotnet run --project $bench -c $Configuration -- failover --trials $count --out (Join-Path $Out 'bench')
     # Farm module with wrk: throughput through the VIP vs direct, imbalance, failed requests on cut/return.
     Invoke-Native dotnet run --project $bench -c $Configuration --no-build -- farm --out (Join-Path $Out 'bench')
+    # Replicated directories: dd writes and fsync latency on raw / libfuse's C passthrough / ALONE / sync / sync-disk,
+    # resync of a 1% change vs rsync over the lab network (rfs.md, rfs.csv, rfs.png).
+    Install-DebianPackages @('rsync', 'gcc', 'pkg-config', 'libfuse3-dev', 'fuse3', 'python3')
+    Invoke-Native dotnet run --project $bench -c $Configuration --no-build -- rfs --out (Join-Path $Out 'bench')
 }
 
 # Deterministic simulation of the mirror protocol (real MirrorStateMachine, simulated network, disks, clocks):

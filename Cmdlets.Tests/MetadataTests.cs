@@ -35,7 +35,7 @@ namespace ServiceKeeper.Cmdlets.Tests
             "Get-SKNode", "Test-SKCluster", "Get-SKState", "Get-SKModule", "Remove-SKModule",
             "Add-SKMirrorModule", "Start-SKModule", "Stop-SKModule", "Restart-SKModule", "Start-SKSwap",
             "Set-SKPrimary", "Set-SKSecondary", "Wait-SKState", "Get-SKLog", "Get-SKResource", "Set-SKMaintenance",
-            "Add-SKFarmModule", "Get-SKFarmLoad",
+            "Add-SKFarmModule", "Get-SKFarmLoad", "Get-SKReplication", "Test-SKReplication",
         };
 
         /// <summary>The cmdlets that act on modules: -Name takes module names and the Name/Module property of piped objects.</summary>
@@ -43,7 +43,7 @@ namespace ServiceKeeper.Cmdlets.Tests
         {
             "Get-SKState", "Get-SKModule", "Remove-SKModule", "Start-SKModule", "Stop-SKModule", "Restart-SKModule",
             "Start-SKSwap", "Set-SKPrimary", "Set-SKSecondary", "Wait-SKState", "Get-SKLog", "Get-SKResource", "Set-SKMaintenance",
-            "Get-SKFarmLoad",
+            "Get-SKFarmLoad", "Get-SKReplication", "Test-SKReplication",
         };
 
         public static TheoryData<string> ModuleCmdletNames() => new TheoryData<string>(ModuleCmdlets);
@@ -82,6 +82,8 @@ namespace ServiceKeeper.Cmdlets.Tests
         [InlineData("Wait-SKState", Connection + "|" + ModuleName + "|Node:String mandatory byProperty|Ready:SwitchParameter|State:String[] mandatory|Timeout:TimeSpan")]
         [InlineData("Get-SKLog", Connection + "|Follow:SwitchParameter|" + ModuleName + "|Node:String byProperty|Tail:Int32")]
         [InlineData("Get-SKResource", Connection + "|" + ModuleName + "|Node:String byProperty|Resource:String[] pos1")]
+        [InlineData("Get-SKReplication", Connection + "|" + ModuleName + "|Node:String byProperty")]
+        [InlineData("Test-SKReplication", Connection + "|" + ModuleName + "|Quiet:SwitchParameter")]
         [InlineData("Set-SKMaintenance", Connection + "|" + ShouldProcess + "|Checkers:String|Errd:String|Failover:String|" + ModuleName + "|Node:String byProperty|" + PassThru)]
         public void Cmdlet_HasExactlyTheseParameters_InOneParameterSet(string name, string expected)
         {

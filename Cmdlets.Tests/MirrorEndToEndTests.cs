@@ -71,5 +71,34 @@ namespace ServiceKeeper.Cmdlets.Tests
                 scripts.Delete(recursive: true);
             }
         }
+            [Fact]
+        public void ReplicatedDirectory_FromAddToTest_AsAnAdminWouldFromTheClient()
+        {
+            const string dir = "/srv/skcmd";
+            using var env = new EngineLab(output.WriteLine, 2, options: new NetLabOptions().AddBindMount("data", dir));
+            // What the application wrote on n1 before the module existed: the secondary receives it by resync.
+            File.WriteAllText(env.Nodes[0].RootPath("data/existing.txt"), "written before the module\n");
+            var vip = $"198.18.{env.Lab.Options.Subnet}.55";
+            var result = NamespaceShell.Run(env.Lab.Client!.Namespace, $$"""
+                $cred = [pscredential]::new('admin', (ConvertTo-SecureString '{{EngineLab.AdminKey}}' -AsPlainText -Force))
+                Connect-SKCluster -ComputerName {{env.Nodes[0].Address}} -Credential $cred -SkipCertificateCheck
+                New-SKCluster -Name c1 -Node {{env.Nodes[0].Address}},{{env.Nodes[1].Address}} | Out-Null
+                Add-SKMirrorModule -Name files -Node n1,n2 -VirtualIP {{vip}}/24 -Witness {{env.Lab.Client.Address}} -ReplicatedDirectory {{dir}} | Out-Null
+                Start-SKModule -Name files -Wait -Timeout 120 | Out-Null
+                Get-SKReplication -Name files
+                "identical: " + (Test-SKReplication -Name files -Quiet)
+                Get-SKReplication -Name nosuchmodule
+                """, TimeSpan.FromMinutes(4));
+
+            output.WriteLine(result.ToString());
+            Assert.Null(result.Terminating);
+            Assert.Equal(["ModuleNotFound,ServiceKeeper.Commands.GetSKReplicationCommand"], result.ErrorIds);
+            var rows = result.OfType("ServiceKeeper.Contracts.ReplicationStatus")
+                .ToDictionary(r => (string)r.Properties["Node"].Value, r => (string)r.Properties["State"].Value);
+            Assert.Equal("replicating", rows["n1"]);
+            Assert.Equal("receiving", rows["n2"]);
+            Assert.Contains("identical: True", result.Output.Where(o => o.BaseObject is string).Select(o => (string)o.BaseObject));
+            Assert.Equal("written before the module\n", File.ReadAllText(env.Nodes[1].RootPath("data/existing.txt")));
+        }
     }
 }

@@ -11,7 +11,7 @@ BeforeDiscovery {
         'Get-SKNode', 'Test-SKCluster', 'Get-SKState', 'Get-SKModule', 'Remove-SKModule',
         'Add-SKMirrorModule', 'Start-SKModule', 'Stop-SKModule', 'Restart-SKModule', 'Start-SKSwap',
         'Set-SKPrimary', 'Set-SKSecondary', 'Wait-SKState', 'Get-SKLog', 'Get-SKResource', 'Set-SKMaintenance',
-        'Add-SKFarmModule', 'Get-SKFarmLoad'
+        'Add-SKFarmModule', 'Get-SKFarmLoad', 'Get-SKReplication', 'Test-SKReplication'
     )
     $script:Views = @(
         @{ Type = 'ServiceKeeper.Contracts.ClusterInfo'; View = 'ServiceKeeper.Cluster'; Columns = 'Name', 'Nodes', 'Networks', 'CreatedUtc', 'Id' }
@@ -22,6 +22,8 @@ BeforeDiscovery {
         @{ Type = 'ServiceKeeper.Contracts.FarmLoad'; View = 'ServiceKeeper.FarmLoad'; Columns = 'Node', 'State', 'Power', 'Buckets', 'SharePercent', 'Connections', 'Error' }
         @{ Type = 'ServiceKeeper.Contracts.ModuleResource'; View = 'ServiceKeeper.ModuleResource'; Columns = 'Node', 'Resource', 'Value', 'Action', 'Reason' }
         @{ Type = 'ServiceKeeper.Contracts.LogLine'; View = 'ServiceKeeper.LogLine'; Columns = 'Time', 'Node', 'Source', 'Text' }
+        @{ Type = 'ServiceKeeper.Contracts.ReplicationStatus'; View = 'ServiceKeeper.ReplicationStatus'; Columns = 'Node', 'Directory', 'Mode', 'State', 'Pending', 'DirtyMB', 'MB/s', 'AckMs', 'Resync' }
+        @{ Type = 'ServiceKeeper.Contracts.ReplicationDifference'; View = 'ServiceKeeper.ReplicationDifference'; Columns = 'Directory', 'Path', 'Kind', 'Primary', 'Secondary' }
         @{ Type = 'ServiceKeeper.Commands.SKConnection'; View = 'ServiceKeeper.Connection'; Columns = 'ComputerName', 'NodeName', 'ClusterName', 'EngineVersion' }
     )
 }

@@ -35,7 +35,13 @@
 //                                       a swap under way is abandoned and the application served again, ALONE
 //         peer stops being SECOND     → ALONE: new generation
 //         swap                        → unserve → SECOND(T) hand-over → SECOND(R) once the peer serves
+//         peer SECOND reports LostPeer → unserve → WAIT(NR) (it no longer hears this node and may take over)
+//  ALONE  holding writes (replication lost while the secondary was ready): peer leaves SECOND Ready or shows the
+//         new generation → StopReplication (the writes complete); peer reports LostPeer → unserve → WAIT(NR);
+//         peer lost → witness answers: StopReplication | unreachable: unserve → WAIT(NR) isolated
+//  serving (T) application started but the peer took over meanwhile → unserve → WAIT(NR), no new generation
 //  SECOND(R) peer serving a newer gen → SECOND(T): resync (a peer known to be ahead is never taken over from)
+//            primary lost, witness    → SECOND(T) publishing LostPeer while it probes the witness
 //            peer lost / peer stopped → failover off: WAIT(NR); witness unreachable: WAIT(NR) isolated;
 //                                       else takeover: new generation, ALONE(T) serve
 //            peer hands over (swap)   → PRIM(T) serve, same generation
@@ -94,6 +100,7 @@ namespace ServiceKeeper.Engine.Mirror
         private bool _primaryConfirmed;   // the peer was PRIM with our generation: we received its writes
         private bool _replicationBroken;  // ReplicationLost since the last StartReplication
         private bool _holdingWrites;      // replication lost while the secondary could take over: writes stay blocked
+        private bool _steppingDown;       // stopping the application because the peer may serve (isolated, peer lost us)
         private bool _checkingTakeOver;   // SECOND that lost its primary, probing the witness (published as LostPeer)
 
         public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration, MirrorSafety? safety = null)
@@ -395,6 +402,15 @@ namespace ServiceKeeper.Engine.Mirror
                 return;
             }
             _replicationBroken = true;
+            if (_steppingDown)
+            {
+                // This node is giving way (isolated, or its peer may take over): it will not serve on, so no new generation.
+                // The writes in flight stay blocked until the application is stopped and are never acknowledged; the node
+                // keeps its generation, and once it sees the peer again it resynchronises from it (its journal names the
+                // files those writes touched). A new generation here would turn the peer's takeover into a split brain.
+                Log($"{_s.Module}: replication to {_s.PeerNode} lost ({reason}) while stepping down: writes in flight are not acknowledged");
+                return;
+            }
             // The blocked writes complete into the dirty journal when replication stops: they belong to a generation the
             // secondary does not hold, which must be durable before any of them is acknowledged.
             var wasPrim = State == MirrorStateName.Prim;
@@ -438,6 +454,7 @@ namespace ServiceKeeper.Engine.Mirror
             Disk = Disk with { UpToDate = false };
             Emit(new PersistAction(Disk));
             Emit(new SetPrimaryCheckers(false));
+            _steppingDown = true;
             Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"));
         }
 
@@ -563,7 +580,10 @@ namespace ServiceKeeper.Engine.Mirror
             Disk = Disk with { UpToDate = false };
             Emit(new PersistAction(Disk));
             if (serving)
+            {
+                _steppingDown = true;
                 Unserve(() => Enter(MirrorStateName.Wait, false, reason));
+            }
             else
                 Enter(MirrorStateName.Wait, false, reason);
         }
@@ -984,6 +1004,7 @@ namespace ServiceKeeper.Engine.Mirror
             // (a database's shutdown checkpoint) must reach the secondary too (F1).
             Run(Procedure.StopApplication, (_, _) =>
             {
+                _steppingDown = false;
                 StopReplicating();
                 then();
             });
