@@ -1,6 +1,7 @@
 // servicekeeper-bench: benchmarks that need real engines in network namespaces (root only).
 //   servicekeeper-bench failover [--trials N] [--out DIR] [--scenarios a,b] [--keep-files]
 //   servicekeeper-bench farm [--seconds N] [--connections N] [--threads N] [--rounds N] [--out DIR] [--keep-files]
+//   servicekeeper-bench rfs [--rounds N] [--resync-rounds N] [--resync-mib N] [--out DIR] [--keep-files]
 using System;
 using System.Collections.Generic;
 using System.Globalization;
@@ -17,6 +18,8 @@ public static class Program
     private const string Usage = """
         Usage: servicekeeper-bench failover [--trials N] [--out DIR] [--scenarios LIST] [--keep-files]
                servicekeeper-bench farm [--seconds N] [--connections N] [--threads N] [--rounds N] [--out DIR] [--keep-files]
+               servicekeeper-bench rfs [--rounds N] [--big-mib N] [--small-mib N] [--fsyncs N] [--resync-mib N]
+                                       [--resync-files N] [--resync-rounds N] [--out DIR] [--keep-files]
 
           failover     RTO as a client sees it: a client namespace polls an HTTP application through
                        the VIP, the primary's cable is cut, RTO = last answer from the old primary to
@@ -32,7 +35,15 @@ public static class Program
                        while a node is cut and when it returns (farm.md, farm.csv). Defaults: 6 s per point,
                        16 connections, 2 threads, 3 rounds.
 
-        Needs root, iproute2, nftables, python3, keepalived (failover), nginx and wrk (farm) and the engine
+          rfs          replicated directories on two engines, all under /tmp: dd 1 MiB and 4 KiB sequential writes
+                       (with and without conv=fdatasync) and 4 KiB write+fsync latency on the raw directory,
+                       libfuse's C passthrough example, ServiceKeeper ALONE, replicated sync and sync-disk; then
+                       the resync of a 1% change (4 KiB and 64 KiB blocks) vs rsync --inplace --no-whole-file
+                       over the lab network (rfs.md, rfs.csv, rfs.png). Defaults: 5 rounds, 256 MiB (1 MiB
+                       blocks), 64 MiB (4 KiB blocks), 200 fsyncs, 512 MiB in 32 files, 3 resync rounds.
+
+        Needs root, iproute2, nftables, python3, keepalived (failover), nginx and wrk (farm), gcc, pkg-config,
+        libfuse3-dev and rsync (rfs) and the engine
         (SK_ENGINE or out/engine/servicekeeper).
         """;
 
@@ -45,6 +56,7 @@ public static class Program
             return args.Length == 0 ? 2 : 0;
         }
         if (args[0] == "farm") return RunFarm(args.Skip(1).ToArray(), usage);
+        if (args[0] == "rfs") return RunRfs(args.Skip(1).ToArray(), usage);
         if (args[0] != "failover")
         {
             Console.Error.WriteLine($"Unknown benchmark '{args[0]}'.\n\n{usage}");
@@ -83,6 +95,44 @@ public static class Program
         {
             var bench = new FailoverBench(options, Console.Out, cancel.Token);
             return bench.Run() ? 0 : 1;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("Cancelled.");
+            return 130;
+        }
+    }
+
+    private static int RunRfs(string[] args, string usage)
+    {
+        RfsBenchOptions options;
+        try
+        {
+            options = RfsBenchOptions.Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"{e.Message}\n\n{usage}");
+            return 2;
+        }
+        if (!NetLab.IsSupported(out var reason))
+        {
+            Console.Error.WriteLine($"The rfs bench runs engines in network namespaces: {reason}.");
+            return 1;
+        }
+        using var cancel = new CancellationTokenSource();
+        void OnSignal(PosixSignalContext context)
+        {
+            if (cancel.IsCancellationRequested) return;
+            context.Cancel = true;
+            Console.Error.WriteLine("Stopping: unmounting and removing the lab...");
+            cancel.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        try
+        {
+            return new RfsBench(options, Console.Out, cancel.Token).Run() ? 0 : 1;
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {

@@ -29,7 +29,7 @@ namespace ServiceKeeper.Engine.Replication
         string StateDirectory)
     {
         /// <summary>Journal zone: the unit the dirty journal marks and journal resync sends.</summary>
-        public int ZoneBytes { get; init; } = 1 << 20;
+        public int ZoneBytes { get; init; } = 64 << 10;
 
         /// <summary>Block compared by hash in a hash resync.</summary>
         public int HashBlockBytes { get; init; } = 64 << 10;
