@@ -159,8 +159,10 @@ namespace ServiceKeeper.Simulation
                 (peerOfWaiting.Machine.Reason?.Contains("not up to date", StringComparison.Ordinal) == true ||
                  peerOfWaiting.Machine.Reason?.Contains("no data yet", StringComparison.Ordinal) == true ||
                  (peerOfWaiting.Machine.State == MirrorStateName.Second && !peerOfWaiting.Machine.Ready &&
-                  MirrorStateMachine.Relate(waiting.Disk.Generation, waiting.Disk.History, peerOfWaiting.Disk.Generation, peerOfWaiting.Disk.History)
-                      is DataRelation.Ahead or DataRelation.Diverged)))
+                  (MirrorStateMachine.Relate(waiting.Disk.Generation, waiting.Disk.History, peerOfWaiting.Disk.Generation, peerOfWaiting.Disk.History)
+                      is DataRelation.Ahead or DataRelation.Diverged ||
+                   // the same generation, served alone last by the waiting node: the peer is stale by the engine's rule (sim seed 145)
+                   (waiting.Disk.Generation == peerOfWaiting.Disk.Generation && waiting.Disk.UpToDate && !peerOfWaiting.Disk.UpToDate)))))
             {
                 _outcome = "an admin-chosen secondary waits for a stale peer, the admin decides";
                 Trace(null, _outcome);

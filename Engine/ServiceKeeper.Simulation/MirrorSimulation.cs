@@ -495,8 +495,10 @@ namespace ServiceKeeper.Simulation
             _acknowledged[id] = _now;
             _ackOrder.Add(id);
             // The admin made the other node's data authoritative (prim -Force) while this one still served: what this one
-            // acknowledges until it gives way is discarded by that choice too.
-            if (node.Peer.Disk.Authoritative && !node.Peer.DataSet.Contains(id) && _discarded.Add(id))
+            // acknowledges until it gives way is discarded by that choice too. The choice counts from the moment the engine
+            // carried the command out, as in AccountAdminChoice (sim seed 481: prim -Force on a stopped node persists the flag
+            // only after prestart; a write acknowledged on the other node meanwhile was counted as lost).
+            if (AdminForced(node.Peer) && !node.Peer.DataSet.Contains(id) && _discarded.Add(id))
                 Trace(node, $"write {id} acknowledged here after prim -Force on {node.Peer.Name}: discarded by the admin's choice");
             foreach (var n in _nodes)
                 if (!n.Up || n.Machine!.State == MirrorStateName.Stop) _missedWhileAbsent[n].Add(id);
@@ -621,7 +623,7 @@ namespace ServiceKeeper.Simulation
         /// </summary>
         private void AccountAdminChoice(SimNode n, MirrorEvent e, bool wasServing)
         {
-            if (e is PrimCommand { Force: true } && !wasServing && (n.Up ? n.Machine!.Disk.Authoritative : n.Disk.Authoritative))
+            if (e is PrimCommand { Force: true } && !wasServing && AdminForced(n))
                 DiscardAllBut(n, "prim -Force on " + n.Name);
             if (!n.Up) return;
             if (e is SecondCommand && n.Machine!.State is MirrorStateName.Second or MirrorStateName.Wait)
@@ -631,6 +633,10 @@ namespace ServiceKeeper.Simulation
             }
             if (e is PrimCommand or StopCommand or StartCommand or RestartCommand) _adminChoseSecondary.Remove(n);
         }
+
+        /// <summary>The admin made this node's data authoritative (prim -Force), as the engine holds it: persisted or, while the
+        /// engine runs, carried out and not yet persisted (a stopped node persists it after prestart).</summary>
+        private static bool AdminForced(SimNode n) => n.Up ? n.Machine!.Disk.Authoritative : n.Disk.Authoritative;
 
         private void DiscardAllBut(SimNode keeper, string why)
         {

@@ -196,6 +196,60 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         }
 
         [Fact]
+        public void SplitBrainLoser_RestartedWithoutItsPeer_DoesNotServeItsOwnBranch()
+        {
+            // sim seed 769: the node that gave way had seen the peer serve diverged data (writes it lacks); restarted with the
+            // peer gone, it must not serve its own branch without -Force.
+            var pair = new MirrorPair();
+            pair.StartBoth();
+            pair.Connected = false;
+            pair.Settle();
+            pair.Connected = true;
+            pair.Settle();
+            var serving = pair.Nodes.Values.Single(n => n.ApplicationRunning);
+            var loser = pair.Other(serving);
+            Assert.Contains("split brain", loser.Machine.Reason);
+            Assert.False(loser.Persisted.UpToDate);
+
+            pair.Crash(serving.Name);
+            pair.Crash(loser.Name);
+            pair.Boot(loser.Name);
+            pair.Start(loser.Name);
+            pair.Advance(TimeSpan.FromSeconds(10));
+
+            Assert.False(loser.ApplicationRunning);
+            Assert.Equal(MirrorStateName.Wait, loser.State);
+            Assert.Contains("not up to date", loser.Machine.Reason);
+        }
+
+        [Fact]
+        public void StoppedNode_ThatSawThePeerServeDivergedData_DoesNotServeItsCopyWhenStartedWithoutThePeer()
+        {
+            // sim seed 1423: stopped, it heard the peer serve data it lacks; started later without hearing the peer, it served
+            // its own copy.
+            var pair = new MirrorPair();
+            pair.StartBoth();
+            pair.Connected = false;
+            pair.Settle();
+            AssertStates(pair, MirrorStateName.Alone, MirrorStateName.Alone);
+            pair.Send("n2", new StopCommand());
+            pair.Settle();
+            Assert.Equal(MirrorStateName.Stop, pair["n2"].State);
+            Assert.True(pair["n2"].Persisted.UpToDate);
+
+            pair.Connected = true;
+            pair.Settle();
+            Assert.False(pair["n2"].Persisted.UpToDate);
+
+            pair.Crash("n1");
+            pair.Start("n2");
+            pair.Advance(TimeSpan.FromSeconds(10));
+
+            Assert.False(pair["n2"].ApplicationRunning);
+            Assert.Equal(MirrorStateName.Wait, pair["n2"].State);
+        }
+
+        [Fact]
         public void SplitBrain_ResolvedBySecondFullSync_OnTheNodeWhoseChangesAreDiscarded()
         {
             var pair = new MirrorPair();

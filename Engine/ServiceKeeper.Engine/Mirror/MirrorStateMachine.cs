@@ -292,6 +292,14 @@ namespace ServiceKeeper.Engine.Mirror
             if (peer.State == MirrorStateName.Prim && peer.Generation == Disk.Generation) { if (peer.Ready) _primaryConfirmed = true; }
             else if (peer.IsServing || Relate(peer) == DataRelation.Behind) _primaryConfirmed = false;
             if (before == null) Log($"{_s.PeerNode} seen: {DescribePeer()}");
+            if (State == MirrorStateName.Stop && peer.IsServing && Disk is { Generation: not null, UpToDate: true, Authoritative: false } && !_safety.IgnoreStaleness
+                && Relate(peer) is DataRelation.Behind or DataRelation.Diverged)
+            {
+                // A stopped node that sees the peer serve data this copy lacks is no longer up to date: started later without
+                // hearing the peer, it must not serve this copy (sim seed 1423; as the split brain in Decide, sim seed 769).
+                Disk = Disk with { UpToDate = false };
+                Emit(new PersistAction(Disk));
+            }
             if (_op != null || _stopRequested) return; // decided when the running procedure ends
             React();
         }
@@ -635,8 +643,18 @@ namespace ServiceKeeper.Engine.Mirror
                 if (_discardData || Disk.Generation == null || relation is DataRelation.Same or DataRelation.Behind || (relation == DataRelation.Diverged && peer.Authoritative))
                     BecomeSecond(fullSync: _discardData || Disk.Generation == null || relation == DataRelation.Diverged);
                 else
+                {
+                    // The peer serves diverged data: it acknowledges writes this copy lacks. Recorded, so that this node does
+                    // not start alone on its own copy once the peer is gone (sim seed 769: it restarted, found no peer and
+                    // served its old branch without the peer's acknowledged writes). Set-SKPrimary -Force still may.
+                    if (relation == DataRelation.Diverged && Disk.UpToDate && !Disk.Authoritative && !_safety.IgnoreStaleness)
+                    {
+                        Disk = Disk with { UpToDate = false };
+                        Emit(new PersistAction(Disk));
+                    }
                     Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(relation))} this node's " +
                         $"(generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here). Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
+                }
                 return;
             }
             if (_secondRequested || _discardData)
