@@ -54,6 +54,9 @@ namespace ServiceKeeper.Engine.Replication
             public long ResyncMark;
             /// <summary>The secondary may differ in namespace or metadata (a result differed, a rename crossed NotReplicated).</summary>
             public volatile string? Divergence;
+            /// <summary>A live mutation gave another result on the secondary while a resync pass ran (for example a
+            /// write to a file the resync had not created there yet): the pass is not enough, plan again.</summary>
+            public volatile bool DivergedThisPass;
         }
 
         private sealed class Pending
@@ -292,6 +295,7 @@ namespace ServiceKeeper.Engine.Replication
         private void Diverged(Pending p, int localResult)
         {
             var t = p.Tree!;
+            t.DivergedThisPass = true;
             if (p.Op is FsOp.Write or FsOp.Fallocate or FsOp.Truncate) t.Journal.MarkAll(p.Path);
             else t.Divergence = $"{p.Op} {p.Path}: primary {localResult}, secondary {p.RemoteResult}";
             LogDiverged(_options.Module, p.Op.ToString(), p.Path, localResult, p.RemoteResult);
@@ -654,26 +658,37 @@ namespace ServiceKeeper.Engine.Replication
             var progress = s.Progress!;
             try
             {
-                var plans = new ResyncPlan[_trees.Length];
-                foreach (var t in _trees)
+                const int MaxPasses = 5;
+                for (int pass = 1; ; pass++)
                 {
-                    plans[t.Index] = await PlanTreeAsync(s, t, peer[t.Index], full, ct).ConfigureAwait(false);
-                    lock (s.Items[t.Index]) s.Items[t.Index].AddRange(plans[t.Index].Data);
-                }
-                progress.Begin(string.Join("+", plans.Select(p => p.Method).Distinct()), plans.Sum(p => p.BytesTotal), plans.Sum(p => p.Data.Count));
-                LogPlan(_options.Module, progress.Snapshot().Method, plans.Sum(p => p.Namespace.Count), plans.Sum(p => p.Data.Count), plans.Sum(p => p.BytesTotal));
-                var work = new Queue<(TreeState, DataItem)>(_trees.SelectMany(t => plans[t.Index].Data.Select(d => (t, d))));
-                var workers = Enumerable.Range(0, Math.Max(1, _options.ResyncParallelism)).Select(_ => Task.Run(async () =>
-                {
-                    while (true)
+                    foreach (var t in _trees) { t.DivergedThisPass = false; t.Divergence = null; }
+                    var plans = new ResyncPlan[_trees.Length];
+                    foreach (var t in _trees)
                     {
-                        (TreeState, DataItem) next;
-                        lock (work) { if (work.Count == 0) return; next = work.Dequeue(); }
-                        await SyncItemAsync(s, next.Item1, next.Item2, ct).ConfigureAwait(false);
-                        progress.FileDone();
+                        plans[t.Index] = await PlanTreeAsync(s, t, peer[t.Index], full && pass == 1, ct).ConfigureAwait(false);
+                        lock (s.Items[t.Index]) s.Items[t.Index].AddRange(plans[t.Index].Data);
                     }
-                })).ToArray();
-                await Task.WhenAll(workers).ConfigureAwait(false);
+                    if (pass == 1) progress.Begin(string.Join("+", plans.Select(p => p.Method).Distinct()), plans.Sum(p => p.BytesTotal), plans.Sum(p => p.Data.Count));
+                    LogPlan(_options.Module, progress.Snapshot().Method, plans.Sum(p => p.Namespace.Count), plans.Sum(p => p.Data.Count), plans.Sum(p => p.BytesTotal));
+                    var work = new Queue<(TreeState, DataItem)>(_trees.SelectMany(t => plans[t.Index].Data.Select(d => (t, d))));
+                    var workers = Enumerable.Range(0, Math.Max(1, _options.ResyncParallelism)).Select(_ => Task.Run(async () =>
+                    {
+                        while (true)
+                        {
+                            (TreeState, DataItem) next;
+                            lock (work) { if (work.Count == 0) return; next = work.Dequeue(); }
+                            await SyncItemAsync(s, next.Item1, next.Item2, ct).ConfigureAwait(false);
+                            progress.FileDone();
+                        }
+                    })).ToArray();
+                    await Task.WhenAll(workers).ConfigureAwait(false);
+                    // Never "in sync" over a file a live mutation could not reach on the secondary during this pass.
+                    if (!_trees.Any(t => t.DivergedThisPass || t.Divergence != null)) break;
+                    if (pass == MaxPasses)
+                        throw new IOException($"the secondary still diverged after {MaxPasses} resync passes: " +
+                            string.Join("; ", _trees.Select(t => t.Divergence).Where(d => d != null)));
+                    lock (s.Items) foreach (var l in s.Items) lock (l) l.Clear();
+                }
 
                 // "In sync": ordered after every resync write; once acknowledged, the journals are done with.
                 var f = NewFrame(MsgType.InSync, 16);
