@@ -141,14 +141,24 @@ namespace ServiceKeeper.Engine.Tests.Integration
 
         public void Dispose()
         {
-            // The database's own log says why a start failed (the module log only has pg_ctl's words).
-            foreach (var node in Env.Nodes)
+            try
             {
-                var log = Path.Combine(node.Home, "modules", Module, "postgres.log");
-                if (File.Exists(log))
-                    _output.WriteLine($"===== {node.Name}: {log} (last lines)\n" + string.Join("\n", File.ReadLines(log).TakeLast(40)));
+                // The database's own log says why a start failed (the module log only has pg_ctl's words).
+                foreach (var node in Env.Nodes)
+                {
+                    var log = Path.Combine(node.Home, "modules", Module, "postgres.log");
+                    if (File.Exists(log))
+                        _output.WriteLine($"===== {node.Name}: {log} (last lines)\n" + string.Join("\n", File.ReadLines(log).TakeLast(40)));
+                }
             }
-            Env.Dispose();
+            catch (Exception ex) when (ex is IOException or InvalidOperationException)
+            {
+                _output.WriteLine("postgres.log not shown: " + ex.Message);
+            }
+            finally
+            {
+                Env.Dispose(); // namespaces, processes (the client's load included) and files, whatever happened above
+            }
         }
     }
 
