@@ -96,7 +96,7 @@ function Get-TestSummary {
         $counters = $doc.TestRun.ResultSummary.Counters
         $total.Passed += [int] $counters.passed
         $total.Failed += [int] $counters.failed + [int] $counters.error + [int] $counters.timeout + [int] $counters.aborted
-        $total.Skipped += [int] $counters.notExecuted
+        $total.Skipped += [int] $counters.total - [int] $counters.executed   # skipped: neither executed nor notExecuted
     }
     $total
 }
