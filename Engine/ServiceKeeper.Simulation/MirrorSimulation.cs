@@ -218,7 +218,7 @@ namespace ServiceKeeper.Simulation
                 case RunProcedure r:
                     // What a node must hold when its application starts: every write acknowledged up to its decision to serve
                     // (what the other node acknowledges later, while this one starts, is two nodes serving: NoDoubleServing's).
-                    if (r.Procedure == Procedure.StartApplication) n.AcknowledgedAtServeDecision = _ackOrder.Count;
+                    if (r.Procedure == Procedure.StartApplication) (n.AcknowledgedAtServeDecision, n.Fenced) = (_ackOrder.Count, false);
                     RunProcedure(n, r);
                     break;
                 case StartReplication:
@@ -233,6 +233,11 @@ namespace ServiceKeeper.Simulation
                     if (n.AppRunning)
                         foreach (var id in n.PendingWrites.Keys.OrderBy(k => k)) Acknowledge(n, id);
                     n.PendingWrites.Clear();
+                    break;
+                case FenceWrites:
+                    // As MirrorHost: the waiting writes fail, and so does every later one (applied here, never acknowledged).
+                    n.Fenced = true;
+                    FailPendingWrites(n);
                     break;
                 case LogAction l:
                     if (_o.Trace) Trace(n, "  log: " + l.Text);
@@ -390,6 +395,7 @@ namespace ServiceKeeper.Simulation
             if (_now < node.StallUntil) return; // the write blocks on the stalled disk; the client times out
             var id = ++_writes;
             node.Append(id);
+            if (node.Fenced) return; // EIO to the client
             if (!node.Replicating)
             {
                 Acknowledge(node, id);

@@ -45,6 +45,8 @@ namespace ServiceKeeper.Simulation
         public PeerView? Published;
         public long SendSequence;
         public bool Replicating;
+        /// <summary>FenceWrites: the node gives way, its writes fail (never acknowledged) until it starts the application again.</summary>
+        public bool Fenced;
         /// <summary>The replication connection to the peer while replicating (primary side).</summary>
         public ReplicationConnection? Connection;
         public int ProcedureToken;

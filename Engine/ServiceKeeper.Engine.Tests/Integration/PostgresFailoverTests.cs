@@ -22,6 +22,10 @@ namespace ServiceKeeper.Engine.Tests.Integration
         public void CommittedTransactions_SurviveKilledPrimaries_AndTheCopiesEndIdentical() =>
             Run(Fault.KillEverything, Fault.KillEverything);
 
+        [NetnsFact]
+        public void CommittedTransactions_SurviveCutPrimaries_AndTheCopiesEndIdentical() =>
+            Run(Fault.CutNetwork, Fault.CutNetwork, Fault.CutNetwork);
+
         private void Run(params Fault[] faults)
         {
             using var lab = new PostgresLab(output, rfsAttributes: "sendtimeout=\"10s\"");

@@ -87,6 +87,33 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         }
 
         [Fact]
+        public void ReplicationLost_ThenThePrimaryIsCutOff_GivesBackItsUnusedGeneration_AndReturnsAsSecondary()
+        {
+            // Cut off under load: the send timeout fires before the heartbeats time out (PostgreSQL test, network cut rounds).
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var shared = pair["n1"].Persisted.Generation;
+            pair.Connected = false;
+            pair["n1"].WitnessReachable = false;
+
+            pair.Send("n1", new ReplicationLost("send timeout"));
+
+            Assert.True(pair["n1"].State == MirrorStateName.Wait && pair["n2"].State == MirrorStateName.Alone, pair.Describe());
+            Assert.False(pair["n1"].ApplicationRunning);
+            Assert.Contains(pair["n1"].Actions, a => a is FenceWrites); // its held writes fail: the application stops at once
+            Assert.Equal(shared, pair["n2"].Persisted.History[0]);
+
+            pair["n1"].WitnessReachable = true;
+            pair.Connected = true;
+            pair.Settle();
+            pair.Advance(TimeSpan.FromSeconds(5));
+
+            Assert.True(pair["n2"].State == MirrorStateName.Prim && pair["n1"].State == MirrorStateName.Second && pair["n1"].Machine.Ready, pair.Describe());
+            Assert.Equal(pair["n2"].Persisted.Generation, pair["n1"].Persisted.Generation);
+            Assert.DoesNotContain(pair["n1"].Log.Concat(pair["n2"].Log), l => l.Contains("split brain", StringComparison.Ordinal));
+        }
+
+        [Fact]
         public void ReplicationLost_SecondarySeesTheGenerationAhead_ResyncsAndThePairIsPrimSecondAgain()
         {
             var pair = new MirrorPair();

@@ -130,6 +130,31 @@ namespace ServiceKeeper.Engine.Tests.Replication
         }
 
         [LinuxDirectoryFact]
+        public async Task Fence_WhileAWriteWaitsForTheSecondary_ItAndLaterWritesFailWithEio_AndAreJournaled()
+        {
+            // The node gives way (isolated) while a write waits for a secondary that no longer answers.
+            await using var pair = ReplicationPair.Create(sendTimeout: TimeSpan.FromSeconds(30));
+            pair.WriteFile("f", 1 << 20, 5);
+            await pair.ConnectAsync();
+            using var hold = new ManualResetEventSlim(false);
+            pair.SecondaryApplier.Before = m => { if (m.Path == "f" && m.Op == FsOp.Write) hold.Wait(TimeSpan.FromSeconds(30)); return null; };
+            var write = Task.Run(() => pair.Do(new FsMutation { Op = FsOp.Write, Path = "f", Offset = 5, Data = new byte[100] }));
+            await Task.Delay(300);
+            Assert.False(write.IsCompleted, "the write returned before the secondary applied it");
+
+            pair.Source.Fence();
+
+            Assert.Equal(-5, await write.WaitAsync(TimeSpan.FromSeconds(30))); // EIO, never acknowledged
+            Assert.Equal(-5, pair.Do(new FsMutation { Op = FsOp.Write, Path = "g", Offset = 0, Data = new byte[10] }));
+            Assert.Equal(-5, pair.Do(new FsMutation { Op = FsOp.Fsync, Path = "f" }));
+            hold.Set();
+            var st = pair.Source.Status()[0];
+            Assert.True(pair.Source.Fenced);
+            Assert.Equal("alone", st.State);
+            Assert.True(st.FilesDirty >= 1, "the failed writes are not in the journal: the resync would not repair them");
+        }
+
+        [LinuxDirectoryFact]
         public async Task ResyncAfterAlone_SendsOnlyTheDirtyZones()
         {
             await using var pair = ReplicationPair.Create();

@@ -234,6 +234,10 @@ namespace ServiceKeeper.Engine.Mirror
                         _replication?.GoAlone();
                         ModuleLog("module", _replication == null ? $"{_peer} is no longer secondary" : $"replication to {_peer} off: changes are journaled for its resync");
                         break;
+                    case FenceWrites:
+                        _replication?.FenceWrites();
+                        if (_replication != null) ModuleLog("module", "writes fail here until this node serves again: it gives way, and what it wrote since its secondary last answered is not acknowledged");
+                        break;
                     case LogAction l:
                         ModuleLog("module", l.Text);
                         LogTransition(l.Text.StartsWith(Name + ":", StringComparison.Ordinal) ? l.Text : Name + ": " + l.Text);

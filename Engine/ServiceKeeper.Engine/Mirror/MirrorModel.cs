@@ -121,6 +121,9 @@ namespace ServiceKeeper.Engine.Mirror
     /// still waiting for the secondary into the dirty journal: the machine persists the generation they belong to first.</summary>
     public sealed record StartReplication : MirrorAction;
     public sealed record StopReplication : MirrorAction;
+    /// <summary>This node gives way while its writes wait for a secondary that no longer answers: they, and every write
+    /// until it serves again, fail with an I/O error (never acknowledged), so the application stops at once.</summary>
+    public sealed record FenceWrites : MirrorAction;
     /// <summary>Run the module's checkers of class prim / stop them.</summary>
     public sealed record SetPrimaryCheckers(bool Running) : MirrorAction;
     public sealed record LogAction(string Text) : MirrorAction;

@@ -118,6 +118,7 @@ namespace ServiceKeeper.Engine.Mirror
             try
             {
                 await StopTargetAsync();
+                if (_source is { Fenced: true }) await StopSourceAsync(); // it gave way since: a fresh one, writes succeed again
                 OpenDirectories();
                 foreach (var d in _rfs.Directories)
                     foreach (var check in d.ToCheck)
@@ -159,6 +160,9 @@ namespace ServiceKeeper.Engine.Mirror
 
         /// <summary>The machine persisted ALONE (or stopped serving): what the secondary did not acknowledge goes to the journal.</summary>
         public void GoAlone() => _source?.GoAlone();
+
+        /// <summary>This node gives way while writes wait for the secondary: they and all later ones fail (see ReplicationSource.Fence).</summary>
+        public void FenceWrites() => _source?.Fence();
 
         /// <summary>
         /// Secondary: connects to the primary and returns once this node's copy is identical and receives every

@@ -99,6 +99,7 @@ namespace ServiceKeeper.Engine.Mirror
         private bool _freshGeneration;    // no other node holds this generation: ALONE may go on with it
         private bool _primaryConfirmed;   // the peer was PRIM with our generation: we received its writes
         private bool _replicationBroken;  // ReplicationLost since the last StartReplication
+        private string? _unusedGeneration; // gave way while holding writes on this fresh generation: no write was acknowledged under it
         private bool _holdingWrites;      // replication lost while the secondary could take over: writes stay blocked
         private bool _steppingDown;       // stopping the application because the peer may serve (isolated, peer lost us)
         private bool _checkingTakeOver;   // SECOND that lost its primary, probing the witness (published as LostPeer)
@@ -417,6 +418,7 @@ namespace ServiceKeeper.Engine.Mirror
                 // keeps its generation, and once it sees the peer again it resynchronises from it (its journal names the
                 // files those writes touched). A new generation here would turn the peer's takeover into a split brain.
                 Log($"{_s.Module}: replication to {_s.PeerNode} lost ({reason}) while stepping down: writes in flight are not acknowledged");
+                Emit(new FenceWrites());
                 return;
             }
             // The blocked writes complete into the dirty journal when replication stops: they belong to a generation the
@@ -455,12 +457,32 @@ namespace ServiceKeeper.Engine.Mirror
             _holdingWrites = false;
         }
 
+        /// <summary>
+        /// Giving way while holding writes: the generation this node started when replication was lost carries no
+        /// acknowledged write (every write since waited for the peer to see it). Its peer may take over from the generation
+        /// both held; when it then serves, this node's generation counts as that parent (Decide), so the takeover is a
+        /// failover and not a split brain (seen in the PostgreSQL test: a primary cut off under load lost replication before
+        /// its heartbeats and came back diverged). Kept as generation meanwhile: the peer may have seen it.
+        /// </summary>
+        private void RememberUnusedGeneration()
+        {
+            if (HeldGenerationAsParent() != null) _unusedGeneration = Disk.Generation;
+        }
+
+        /// <summary>This node's record with its held generation given back (null when it does not hold writes on a fresh one).</summary>
+        private MirrorDisk? HeldGenerationAsParent() =>
+            _holdingWrites && _freshGeneration && !Disk.History.IsEmpty
+                ? Disk with { Generation = Disk.History[0], History = Disk.History.RemoveAt(0) }
+                : null;
+
         /// <summary>The peer reports that it lost this node and is deciding to take over: it must not find this node serving.</summary>
         private void StepDown()
         {
             Log($"{_s.PeerNode} no longer hears this node and may take over: stopping the application here");
+            RememberUnusedGeneration();
             Disk = Disk with { UpToDate = false };
             Emit(new PersistAction(Disk));
+            if (_replicationBroken) Emit(new FenceWrites()); // the writes waiting for the lost secondary fail: the application stops now
             Emit(new SetPrimaryCheckers(false));
             _steppingDown = true;
             Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"));
@@ -585,10 +607,12 @@ namespace ServiceKeeper.Engine.Mirror
         {
             const string reason = "isolated: the other node and every witness are unreachable; the other node may be serving";
             _canTakeOver = false;
+            if (serving) RememberUnusedGeneration();
             Disk = Disk with { UpToDate = false };
             Emit(new PersistAction(Disk));
             if (serving)
             {
+                if (_replicationBroken) Emit(new FenceWrites());
                 _steppingDown = true;
                 Unserve(() => Enter(MirrorStateName.Wait, false, reason));
             }
@@ -637,6 +661,16 @@ namespace ServiceKeeper.Engine.Mirror
             _starting = false;
             var peer = Peer;
             var relation = peer == null ? DataRelation.Unknown : Relate(peer);
+
+            if (peer is { IsServing: true } && relation == DataRelation.Diverged && _unusedGeneration == Disk.Generation && !Disk.History.IsEmpty
+                && Relate(Disk.History[0], Disk.History.RemoveAt(0), peer.Generation, peer.History) == DataRelation.Behind)
+            {
+                Log($"{_s.Module}: generation {Short(Disk.Generation)} carries no acknowledged write and {_s.PeerNode} serves on from " +
+                    $"{Short(Disk.History[0])}: back to it, the resync from {_s.PeerNode} replaces what this node wrote under it");
+                Disk = Disk with { Generation = Disk.History[0], History = Disk.History.RemoveAt(0) };
+                Emit(new PersistAction(Disk));
+                relation = DataRelation.Behind;
+            }
 
             if (peer is { IsServing: true })
             {
@@ -973,6 +1007,7 @@ namespace ServiceKeeper.Engine.Mirror
                 _replicationBroken = false;
                 Emit(new StartReplication());
             }
+            _unusedGeneration = null; // serving on it now: writes will be acknowledged under this generation
             Run(Procedure.StartApplication, (ok, detail) =>
             {
                 if (!ok)

@@ -72,7 +72,7 @@ namespace ServiceKeeper.Engine.Replication
             public long Bytes;
             public long BeginTimestamp;
             public int RemoteResult;
-            public bool Done, Acked;
+            public bool Done, Acked, Failed;
             public LockSet Locks;
             public DataItem? Item;
             public long Zone = -1;
@@ -81,7 +81,8 @@ namespace ServiceKeeper.Engine.Replication
 
         private readonly record struct LockSet(TreeState Tree, int Namespace, int Stripe1, int Stripe2);
 
-        private sealed class LocalTicket(LockSet locks) { public readonly LockSet Locks = locks; }
+        /// <summary>A mutation only journaled here; <paramref name="fail"/>: the source is fenced, the application gets EIO.</summary>
+        private sealed class LocalTicket(LockSet locks, bool fail) { public readonly LockSet Locks = locks; public readonly bool Fail = fail; }
 
         private sealed class Session
         {
@@ -227,7 +228,7 @@ namespace ServiceKeeper.Engine.Replication
                         if (!targetExcluded && m.Target != null) t.Journal.MarkAll(m.Target);
                         if (_state != SourceState.Alone) t.Divergence = $"{m} crosses a not-replicated path";
                     }
-                    return new MutationTicket(0, new LocalTicket(locks));
+                    return new MutationTicket(0, new LocalTicket(locks, _fenced));
                 }
                 if (Volatile.Read(ref _stateInt) == (int)SourceState.Alone)
                 {
@@ -237,7 +238,7 @@ namespace ServiceKeeper.Engine.Replication
                         {
                             t.Journal.Mark(m);
                             if (m.Op == FsOp.Rename) t.Journal.LogRename(m);
-                            return new MutationTicket(0, new LocalTicket(locks));
+                            return new MutationTicket(0, new LocalTicket(locks, _fenced));
                         }
                     }
                 }
@@ -256,7 +257,7 @@ namespace ServiceKeeper.Engine.Replication
                         f.Release();
                         t.Journal.Mark(m);
                         if (m.Op == FsOp.Rename) t.Journal.LogRename(m);
-                        return new MutationTicket(0, new LocalTicket(locks));
+                        return new MutationTicket(0, new LocalTicket(locks, _fenced));
                     }
                     // Journal entries follow their files even while replicating, so a later resync finds them.
                     if (m.Op is FsOp.Rename or FsOp.Unlink or FsOp.Rmdir) t.Journal.Mark(m);
@@ -277,7 +278,7 @@ namespace ServiceKeeper.Engine.Replication
             switch (ticket.State)
             {
                 case null: return localResult;
-                case LocalTicket lt: ReleaseLocks(lt.Locks); return localResult;
+                case LocalTicket lt: ReleaseLocks(lt.Locks); return lt.Fail ? -Fuse.LibC.EIO : localResult;
             }
             var p = (Pending)ticket.State;
             // The local apply is done and the sequence was taken: whatever comes next on this file is ordered
@@ -287,6 +288,7 @@ namespace ServiceKeeper.Engine.Replication
             {
                 while (!p.Done) Monitor.Wait(_gate);
                 if (p.Acked && p.RemoteResult != localResult) Diverged(p, localResult);
+                if (p.Failed) return -Fuse.LibC.EIO;
             }
             return localResult;
         }
@@ -403,6 +405,29 @@ namespace ServiceKeeper.Engine.Replication
                 }
             });
         }
+
+        /// <summary>
+        /// This node gives way (isolated, or its peer takes over) while writes wait for a secondary that no longer answers:
+        /// they, and every mutation from now on, fail with EIO after going into the dirty journal (as DRBD's
+        /// on-no-quorum io-error). Nothing is acknowledged that the peer may lack, and the application stops at once instead
+        /// of hanging in its blocked writes until its stop script times out. Lasts as long as this source.
+        /// </summary>
+        public void Fence()
+        {
+            lock (_gate)
+            {
+                if (_fenced) return;
+                _fenced = true;
+                foreach (var p in _pending) p.Failed = true;
+            }
+            LogFenced(_options.Module);
+            GoAlone();
+        }
+
+        /// <summary>Mutations fail here (see <see cref="Fence"/>).</summary>
+        public bool Fenced => Volatile.Read(ref _fenced);
+
+        private bool _fenced;
 
         /// <summary>
         /// The host has persisted ALONE: everything the secondary did not acknowledge goes into the dirty journal,
@@ -1144,6 +1169,9 @@ namespace ServiceKeeper.Engine.Replication
 
         [LoggerMessage(Level = LogLevel.Information, Message = "{Module}: replication {From} -> {To}")]
         private partial void LogState(string module, string from, string to);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "{Module}: writes fenced: this node gives way, its writes fail with EIO and go to the dirty journal")]
+        private partial void LogFenced(string module);
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "{Module}: secondary lost: {Reason}")]
         private partial void LogPeerFailed(string module, string reason);
