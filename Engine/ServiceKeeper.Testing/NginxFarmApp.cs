@@ -5,7 +5,6 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
-using System.Text;
 
 namespace ServiceKeeper.Testing;
 
@@ -88,14 +87,10 @@ public sealed class NginxFarmApp
     /// <summary>start_both and stop_both as a module request carries them (base64).</summary>
     public Dictionary<string, string> Scripts() => new()
     {
-        ["start_both"] = Base64(StartScript),
-        ["stop_both"] = Base64(StopScript),
+        ["start_both"] = EngineLab.EncodeScript(StartScript),
+        ["stop_both"] = EngineLab.EncodeScript(StopScript),
     };
 
     /// <summary>nginx's pid file on a node, given the module's folder there (&lt;home&gt;/modules/&lt;module&gt;).</summary>
     public static string PidFile(string moduleDirectory) => Path.Combine(moduleDirectory, "nginx", "nginx.pid");
-
-    /// <summary>A script as a module request carries it: base64 of its UTF-8 text, without carriage returns.</summary>
-    public static string Base64(string script) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes(script.Replace("\r", "", StringComparison.Ordinal)));
 }
