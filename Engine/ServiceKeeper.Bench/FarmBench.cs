@@ -24,30 +24,7 @@ public sealed class FarmBench
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     // One connection per request: every request is a new flow that the farm balances and the filter hashes.
-    private const string StartBoth = """
-        #!/bin/sh
-        d="$SK_MODULE_DIR/nginx"; mkdir -p "$d/tmp"
-        cat > "$d/nginx.conf" <<CONF
-        worker_processes 1;
-        pid $d/nginx.pid;
-        error_log $d/error.log;
-        events { worker_connections 4096; }
-        http {
-          access_log off;
-          keepalive_timeout 0;
-          client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-          server { listen 80 backlog=4096; location / { return 200 "$SK_NODE\n"; } }
-        }
-        CONF
-        nginx -c "$d/nginx.conf" -p "$d"
-        """;
-
-    private const string StopBoth = """
-        #!/bin/sh
-        d="$SK_MODULE_DIR/nginx"
-        [ -f "$d/nginx.pid" ] && kill "$(cat "$d/nginx.pid")" 2>/dev/null
-        sleep 0.2; exit 0
-        """;
+    private static readonly NginxFarmApp Nginx = new() { WorkerConnections = 4096, OneRequestPerConnection = true, Backlog = 4096 };
 
     // Counts the answers per node across wrk's threads.
     private const string CountLua = """
@@ -208,7 +185,7 @@ public sealed class FarmBench
         api.AddFarmModuleAsync(new AddFarmModuleRequest
         {
             Name = Module, Nodes = Lab.Nodes.Select(n => n.Name).ToList(), VirtualIP = Vip + "/24", Ports = [80], Rule = "on_port",
-            Scripts = new() { ["start_both"] = B64(StartBoth), ["stop_both"] = B64(StopBoth) },
+            Scripts = Nginx.Scripts(),
         }, _ct).GetAwaiter().GetResult();
         api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start }, _ct).GetAwaiter().GetResult();
         foreach (var node in Lab.Nodes) WaitFor(() => IsUp(node), node.Name + " UP", 90);
@@ -454,8 +431,6 @@ public sealed class FarmBench
             sb.AppendLine(string.Create(Inv, $"failures,\"{w.Event}\",,,,,{w.Failed},{w.IntervalMs:0},{w.Requests}"));
         return sb.ToString();
     }
-
-    private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s.Replace("\r", "", StringComparison.Ordinal)));
 }
 
 /// <summary>Command-line settings of <c>servicekeeper-bench farm</c>.</summary>

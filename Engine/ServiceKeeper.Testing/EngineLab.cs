@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Text;
 using System.Threading;
 using ServiceKeeper.Contracts;
 
@@ -53,6 +54,10 @@ public sealed class EngineLab : IDisposable
         Lab.StartEngine(node, adminKey);
         Lab.WaitForEngine(node, TimeSpan.FromSeconds(60));
     }
+
+    /// <summary>A module script as the API carries it: base64 of its UTF-8 text, without carriage returns.</summary>
+    public static string EncodeScript(string script) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(script.Replace("\r", "", StringComparison.Ordinal)));
 
     /// <summary>The node's engine through its local socket (no key), as root on the node would use it.</summary>
     public SKApiClient Local(LabNode node) => new(SKEndpoint.Local(node.ApiSocketPath));

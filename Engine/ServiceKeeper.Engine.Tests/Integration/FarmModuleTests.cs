@@ -2,7 +2,6 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
-using System.Text;
 using ServiceKeeper.Contracts;
 using ServiceKeeper.Testing;
 using Xunit;
@@ -15,32 +14,8 @@ namespace ServiceKeeper.Engine.Tests.Integration
     {
         private const string Module = "www";
 
-        // nginx answering with the node's name, with everything it writes under the module's folder.
-        private const string StartBoth = """
-            #!/bin/sh
-            d="$SK_MODULE_DIR/nginx"; mkdir -p "$d/tmp"
-            cat > "$d/nginx.conf" <<CONF
-            worker_processes 1;
-            pid $d/nginx.pid;
-            error_log $d/error.log;
-            events { worker_connections 256; }
-            http {
-              access_log off;
-              client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-              server { listen 80; location / { return 200 "$SK_NODE\n"; } }
-            }
-            CONF
-            nginx -c "$d/nginx.conf" -p "$d"
-            """;
-
-        private const string StopBoth = """
-            #!/bin/sh
-            d="$SK_MODULE_DIR/nginx"
-            [ -f "$d/nginx.pid" ] && kill "$(cat "$d/nginx.pid")" 2>/dev/null
-            sleep 0.2; exit 0
-            """;
-
-        private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s.Replace("\r", "")));
+        // nginx answering with the node's name.
+        private static readonly NginxFarmApp Nginx = new() { WorkerConnections = 256 };
 
         [Fact]
         public void ThreeNginxNodes_ShareTheVip_ACutNodeAndAFailedNginxLeaveTheMap_StopLeavesNothing()
@@ -53,7 +28,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             {
                 Name = Module, Nodes = ["n1", "n2", "n3"], VirtualIP = vip + "/24", Ports = [80], Rule = "on_port",
                 UserConfigXml = """<service mode="farm"><errd polltimer="500ms"><proc name="nginx" atleast="1" action="restart"/></errd></service>""",
-                                Scripts = new() { ["start_both"] = B64(StartBoth), ["stop_both"] = B64(StopBoth) },
+                Scripts = Nginx.Scripts(),
             }).GetAwaiter().GetResult();
             api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start }).GetAwaiter().GetResult();
             foreach (var node in env.Nodes) WaitUp(env, node);
@@ -75,7 +50,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
 
             // nginx dies on n2 (its whole process group at once, so the master cannot respawn a worker):
             // n2 leaves the map first, restarts nginx, and comes back.
-            var pid = System.IO.File.ReadAllText(System.IO.Path.Combine(env.Nodes[1].Home, "modules", Module, "nginx", "nginx.pid")).Trim();
+            var pid = System.IO.File.ReadAllText(NginxFarmApp.PidFile(System.IO.Path.Combine(env.Nodes[1].Home, "modules", Module))).Trim();
             env.Lab.ExecInNode(env.Nodes[1], "kill", "-9", "--", "-" + pid);
             MirrorLab.WaitFor(() => ModuleLog(env, 1).Contains("errd.nginx is down: out of the map"), "n2 leaving the map", 30);
             MirrorLab.WaitFor(() => Ask(env, vip, 60) is var a && !a.Contains(null) && a.Contains("n2"), "n2 serving again after its restart", 60);

@@ -23,38 +23,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
     internal sealed class FarmNginxLab : IDisposable
     {
         public const string Module = "www";
-        public const int BigBytes = 5_000_000;
-
-        // One connection per request (keepalive off), so a drain ends when the downloads end.
-        private static string StartBoth(string rate) => $$"""
-            #!/bin/sh
-            d="$SK_MODULE_DIR/nginx"; mkdir -p "$d/tmp" "$d/www"
-            { echo "$SK_NODE"; head -c {{BigBytes}} /dev/zero; } > "$d/www/big"
-            cat > "$d/nginx.conf" <<CONF
-            worker_processes 1;
-            pid $d/nginx.pid;
-            error_log $d/error.log;
-            events { worker_connections 1024; }
-            http {
-              access_log off;
-              keepalive_timeout 0;
-              client_body_temp_path $d/tmp; proxy_temp_path $d/tmp; fastcgi_temp_path $d/tmp; uwsgi_temp_path $d/tmp; scgi_temp_path $d/tmp;
-              server {
-                listen 80;
-                location = / { return 200 "$SK_NODE\n"; }
-                location /big { root $d/www; limit_rate {{rate}}; }
-              }
-            }
-            CONF
-            nginx -c "$d/nginx.conf" -p "$d"
-            """;
-
-        private const string StopBoth = """
-            #!/bin/sh
-            d="$SK_MODULE_DIR/nginx"
-            [ -f "$d/nginx.pid" ] && kill "$(cat "$d/nginx.pid")" 2>/dev/null
-            sleep 0.2; exit 0
-            """;
+        public const int BigBytes = NginxFarmApp.DefaultBigBytes;
 
         // "src answer" per connection (a new source port each time); FAIL when no answer within 5 s
         // (a SYN dropped in a bucket hand-over is retransmitted after 1 s, so that still succeeds).
@@ -101,7 +70,8 @@ namespace ServiceKeeper.Engine.Tests.Integration
                 api.AddFarmModuleAsync(new AddFarmModuleRequest
                 {
                     Name = Module, Nodes = ["n1", "n2", "n3"], VirtualIP = Vip + "/24", Ports = [80], Rule = rule, Power = power ?? new(),
-                    Scripts = new() { ["start_both"] = B64(StartBoth(rate)), ["stop_both"] = B64(StopBoth) },
+                    // One connection per request, so a drain ends when the downloads end.
+                    Scripts = new NginxFarmApp { OneRequestPerConnection = true, BigRate = rate }.Scripts(),
                 }).GetAwaiter().GetResult();
                 api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start }).GetAwaiter().GetResult();
                 foreach (var node in Env.Nodes) WaitUp(node);
@@ -215,8 +185,6 @@ namespace ServiceKeeper.Engine.Tests.Integration
             Assert.DoesNotContain(Vip + "/", Env.Lab.ExecInNode(node, "ip", "-o", "addr", "show").StdOut);
             Assert.DoesNotContain("03:00:5e", Env.Lab.ExecInNode(node, "ip", "maddr", "show", "dev", "eth0").StdOut);
         }
-
-        private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s.Replace("\r", "")));
 
         public void Dispose()
         {

@@ -19,46 +19,16 @@ namespace ServiceKeeper.Engine.Tests.Integration
         private const string Module = "files";
         private const string Dir = "/srv/skrep";
 
-        private sealed class Lab : IDisposable
+        private sealed class Lab(ITestOutputHelper output, string rfsAttributes = "", string extra = "")
+            : MirrorModuleLab(output.WriteLine, new MirrorModuleSetup
+            {
+                ModuleName = Module,
+                VipHost = 80,
+                UserConfigXml = $"""<service mode="mirror"><rfs {rfsAttributes}><replicated dir="{Dir}"><notreplicated path="tmp"/>{extra}</replicated></rfs></service>""",
+                LabOptions = new NetLabOptions().AddBindMount("rep", Dir),
+            })
         {
-            public readonly EngineLab Env;
-
-            public Lab(ITestOutputHelper output, string rfsAttributes = "", string extra = "")
-            {
-                Env = new EngineLab(output.WriteLine, 2, options: new NetLabOptions().AddBindMount("rep", Dir));
-                try
-                {
-                    Api.CreateClusterAsync(new CreateClusterRequest { Name = "c1", Nodes = Env.Nodes.Select(n => n.Address).ToList() }).GetAwaiter().GetResult();
-                    Api.AddMirrorModuleAsync(new AddMirrorModuleRequest
-                    {
-                        Name = Module, Nodes = ["n1", "n2"], VirtualIP = $"198.18.{Env.Lab.Options.Subnet}.80/24",
-                        Witnesses = [Env.Lab.Client!.Address],
-                        UserConfigXml = $"""<service mode="mirror"><rfs {rfsAttributes}><replicated dir="{Dir}"><notreplicated path="tmp"/>{extra}</replicated></rfs></service>""",
-                    }).GetAwaiter().GetResult();
-                }
-                catch
-                {
-                    Env.Dispose();
-                    throw;
-                }
-            }
-
-            public SKApiClient Api => Env.Local(Env.Nodes[0]);
-            public LabNode N1 => Env.Nodes[0];
-            public LabNode N2 => Env.Nodes[1];
-
-            public void Command(string command, string? node = null) =>
-                Api.SendCommandAsync(Module, new ModuleCommandRequest { Command = command, Node = node }).GetAwaiter().GetResult();
-
-            public ModuleState? StateOf(LabNode node)
-            {
-                try { return Env.Local(node).GetLocalStateAsync().GetAwaiter().GetResult().FirstOrDefault(s => s.Module == Module); }
-                catch (SKApiException) { return null; }
-            }
-
-            public void WaitFor(LabNode node, string state) =>
-                MirrorLab.WaitFor(() => StateOf(node) is { Ready: true } s && s.State == state, $"{node.Name} {state}", 120,
-                    () => string.Join("; ", Env.Nodes.Select(n => StateOf(n) is { } s ? $"{n.Name} {s.State}{(s.Ready ? "" : "(T)")} {s.Reason}" : $"{n.Name} ?")));
+            public void WaitFor(LabNode node, string state) => WaitForState(node, state, seconds: 120);
 
             /// <summary>A shell command where the node's application would run it: through the engine's mounts.</summary>
             public ExecResult Sh(LabNode node, string script) => Env.Lab.ExecInEngineMounts(node, TimeSpan.FromSeconds(120), "sh", "-c", script);
@@ -73,8 +43,6 @@ namespace ServiceKeeper.Engine.Tests.Integration
 
             public ReplicationStatus Replication(LabNode node) =>
                 Api.GetReplicationAsync(Module, node.Name).GetAwaiter().GetResult().Single();
-
-            public void Dispose() => Env.Dispose();
         }
 
         private static string Sha(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));

@@ -179,6 +179,71 @@ public sealed class NetLabTests
     }
 
     [NetnsFact]
+    public void BindMountTargets_TheLabCreated_AreRemovedAtDispose_OnesThatExistedAreKept()
+    {
+        var prefix = LabNames.NewPrefix();
+        var created = $"/srv/{prefix}-made";
+        var existing = $"/srv/{prefix}-there";
+        Directory.CreateDirectory(existing);
+        try
+        {
+            var lab = NetLab.Create(prefix, 1, Options().AddBindMount("a", created + "/data").AddBindMount("b", existing));
+            try
+            {
+                Assert.True(Directory.Exists(created + "/data"));
+                using var mounted = lab.StartInNode(lab.Nodes[0], "sh", "-c", $"grep -c ' {created}/data ' /proc/self/mounts");
+                Assert.True(mounted.WaitForExit(10_000));
+                Assert.Equal("1", mounted.StandardOutput.ReadToEnd().Trim());
+            }
+            finally
+            {
+                lab.Dispose();
+            }
+
+            Assert.False(Directory.Exists(created), $"{created} (made by the lab, with its parent) is still there");
+            Assert.True(Directory.Exists(existing), $"{existing} (there before the lab) was removed");
+        }
+        finally
+        {
+            Directory.Delete(existing);
+            if (Directory.Exists(created)) Directory.Delete(created, recursive: true);
+        }
+    }
+
+    [NetnsFact]
+    public void BindMountTarget_StillMountedByAnotherLab_IsKeptUntilThatLabEnds()
+    {
+        var target = $"/srv/{LabNames.NewPrefix()}-shared";
+        try
+        {
+            var first = NetLab.Create(LabNames.NewPrefix(), 1, Options().AddBindMount("s", target));
+            using var second = NetLab.Create(LabNames.NewPrefix(), 1, Options().AddBindMount("s", target));
+            using var user = second.StartInNode(second.Nodes[0], "sleep", "60");
+            Assert.True(WaitUntil(() => HasMountAt(user.Id, target), TimeSpan.FromSeconds(10)), "the second lab's node has no mount at " + target);
+
+            first.Dispose();
+            Assert.True(Directory.Exists(target), "the first lab removed a target the second lab's node still had mounted");
+            Assert.True(HasMountAt(user.Id, target), "the second lab's mount went away");
+        }
+        finally
+        {
+            if (Directory.Exists(target)) Directory.Delete(target);
+        }
+    }
+
+    private static bool HasMountAt(int pid, string target)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/mounts").Contains($" {target} ", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    [NetnsFact]
     public void Exec_ReturnsOutputAndExitCode_AndKillsACommandThatOverruns()
     {
         using var lab = NetLab.Create(LabNames.NewPrefix(), 1, Options());

@@ -47,8 +47,6 @@ namespace ServiceKeeper.Engine.Farm
         private readonly ConcurrentDictionary<string, byte[]> _lastPeerPayload = new(StringComparer.Ordinal);
         private readonly ModuleResource _nftResource, _linkResource;
         private CancellationTokenSource? _checkers;
-        private HeartbeatChannel? _heartbeat;
-        private byte[]? _lastPayload;
         private Task? _loop, _ticker;
         private int _verifying;
         private bool? _linkUp;
@@ -113,9 +111,7 @@ namespace ServiceKeeper.Engine.Farm
                 RemoveFilter();
             }
             var farm = _config.Farm!;
-            var peers = _info.Nodes.Where(n => n != Self)
-                .Select(n => new HeartbeatPeer(n, _ctx.PeerRings(n, farm.Lans))).ToList();
-            _heartbeat = _ctx.Heartbeats.OpenChannel(Name, peers, farm.Pulse, farm.Pulse * farm.MasterLostCount, OnHeartbeat);
+            _parts.OpenHeartbeats(_info.Nodes.Where(n => n != Self), farm.Lans, farm.Pulse, farm.Pulse * farm.MasterLostCount, OnHeartbeat);
             Publish();
             _loop = Task.Run(LoopAsync);
             _ticker = Task.Run(TickAsync);
@@ -179,7 +175,7 @@ namespace ServiceKeeper.Engine.Farm
             _inbox.Writer.TryComplete();
             _life.Cancel();
             StopCheckers();
-            _heartbeat?.Dispose();
+            _parts.CloseHeartbeats();
             foreach (var task in new[] { _loop, _ticker })
                 if (task != null) try { await task; } catch (OperationCanceledException) { }
             _life.Dispose();
@@ -319,12 +315,6 @@ namespace ServiceKeeper.Engine.Farm
                     _lastPeerPayload.TryRemove(lost.Node, out _);
                     _inbox.Writer.TryWrite(new FarmPeerLost(lost.Node));
                     break;
-                case RingDown d:
-                    ModuleLog("heartbeat", $"no heartbeat from {d.Node} on {_ctx.RingName(d.Ring)}: that network is down, the others carry on");
-                    break;
-                case RingUp u:
-                    ModuleLog("heartbeat", $"heartbeats from {u.Node} on {_ctx.RingName(u.Ring)} again");
-                    break;
             }
         }
 
@@ -332,11 +322,9 @@ namespace ServiceKeeper.Engine.Farm
         private void Publish()
         {
             var payload = FarmPayload.Encode(_machine.View);
-            if (_lastPayload != null && _lastPayload.AsSpan().SequenceEqual(payload)) return;
-            _lastPayload = payload;
             try
             {
-                _heartbeat?.SetPayload(payload);
+                _parts.Publish(payload);
             }
             catch (ArgumentException ex)
             {
@@ -505,39 +493,14 @@ namespace ServiceKeeper.Engine.Farm
         private static string Describe(string script, ScriptResult r) =>
             r.TimedOut ? $"{script} timed out after {r.Duration.TotalSeconds:0} s" : $"{script} exited with {r.ExitCode}";
 
-        private void StartCheckers()
-        {
-            if (_checkers != null) return;
-            _checkers = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
-            var token = _checkers.Token;
-            foreach (var checker in _parts.Checkers)
-            {
-                var c = checker;
-                _ = Task.Run(async () =>
-                {
-                    try { await c.RunAsync(change => OnResource(change), token); }
-                    catch (OperationCanceledException) { }
-                    catch (Exception ex) { ModuleLog(c.Resource, "checker failed: " + ex.Message); }
-                });
-            }
-        }
+        private void StartCheckers() => _parts.StartCheckers(ref _checkers, _life.Token, _ => true, OnResource);
 
-        private void StopCheckers()
-        {
-            if (_checkers == null) return;
-            _checkers.Cancel();
-            _checkers.Dispose();
-            _checkers = null;
-            _parts.ResetResources(_ => true);
-        }
+        private void StopCheckers() => _parts.StopCheckers(ref _checkers, _ => true);
 
-        private void OnResource(ResourceChange change)
-        {
-            _parts.Record(change);
-            ModuleLog(change.Resource, $"{change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
+        /// <summary>On the checker's task, after ModuleParts recorded and logged the flip.</summary>
+        private void OnResource(IChecker checker, ResourceChange change) =>
             _inbox.Writer.TryWrite(new FarmResourceChanged(change.Resource, change.Value, change.Action,
                 change.Resource.StartsWith("errd.", StringComparison.Ordinal), change.Reason));
-        }
 
         // ------------------------------------------------------------------ helpers
 

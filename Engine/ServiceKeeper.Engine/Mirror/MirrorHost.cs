@@ -42,9 +42,7 @@ namespace ServiceKeeper.Engine.Mirror
         private readonly MirrorReplication? _replication;
         private bool _replicationStarted;   // between the machine's StartReplication and StopReplication
         private CancellationTokenSource? _bothCheckers, _primCheckers;
-        private HeartbeatChannel? _heartbeat;
         private byte[]? _lastPeerPayload;
-        private byte[]? _lastPayload;
         private Task? _loop, _ticker;
         private volatile ModuleState _snapshot;
 
@@ -91,8 +89,7 @@ namespace ServiceKeeper.Engine.Mirror
         {
             await ReconcileAsync();
             var heart = _config.Heart!;
-            _heartbeat = _ctx.Heartbeats.OpenChannel(_info.Name, [new HeartbeatPeer(_peer, _ctx.PeerRings(_peer, heart.Heartbeats))],
-                heart.Pulse, heart.Timeout, OnHeartbeat);
+            _parts.OpenHeartbeats([_peer], heart.Heartbeats, heart.Pulse, heart.Timeout, OnHeartbeat);
             Publish();
             _loop = Task.Run(LoopAsync);
             _ticker = Task.Run(TickAsync);
@@ -139,7 +136,7 @@ namespace ServiceKeeper.Engine.Mirror
             _life.Cancel();
             StopCheckers(ref _primCheckers);
             StopCheckers(ref _bothCheckers);
-            _heartbeat?.Dispose();
+            _parts.CloseHeartbeats();
             foreach (var task in new[] { _loop, _ticker })
                 if (task != null) try { await task; } catch (OperationCanceledException) { }
             if (_replication != null) await _replication.DisposeAsync();
@@ -279,22 +276,10 @@ namespace ServiceKeeper.Engine.Mirror
                     Volatile.Write(ref _lastPeerPayload, null);
                     _inbox.Writer.TryWrite(new PeerLost());
                     break;
-                case RingDown d:
-                    ModuleLog("heartbeat", $"no heartbeat from {d.Node} on {_ctx.RingName(d.Ring)}: that network is down, the others carry on");
-                    break;
-                case RingUp u:
-                    ModuleLog("heartbeat", $"heartbeats from {u.Node} on {_ctx.RingName(u.Ring)} again");
-                    break;
             }
         }
 
-        private void Publish()
-        {
-            var payload = MirrorPayload.Encode(_machine.View);
-            if (_lastPayload != null && _lastPayload.AsSpan().SequenceEqual(payload)) return;
-            _lastPayload = payload;
-            _heartbeat?.SetPayload(payload);
-        }
+        private void Publish() => _parts.Publish(MirrorPayload.Encode(_machine.View));
 
         // ------------------------------------------------------------------ procedures
 
@@ -422,39 +407,16 @@ namespace ServiceKeeper.Engine.Mirror
 
         // ------------------------------------------------------------------ checkers
 
-        private void StartCheckers(ref CancellationTokenSource? cts, CheckWhen when)
-        {
-            if (cts != null) return;
-            cts = CancellationTokenSource.CreateLinkedTokenSource(_life.Token);
-            var token = cts.Token;
-            foreach (var checker in _parts.Checkers.Where(c => c.When == when))
-            {
-                var c = checker;
-                _ = Task.Run(async () =>
-                {
-                    try { await c.RunAsync(change => OnResource(c, change), token); }
-                    catch (OperationCanceledException) { }
-                    catch (Exception ex) { ModuleLog(c.Resource, "checker failed: " + ex.Message); }
-                });
-            }
-        }
+        private void StartCheckers(ref CancellationTokenSource? cts, CheckWhen when) =>
+            _parts.StartCheckers(ref cts, _life.Token, c => c.When == when, OnResource);
 
-        private void StopCheckers(ref CancellationTokenSource? cts)
-        {
-            if (cts == null) return;
-            cts.Cancel();
-            cts.Dispose();
-            cts = null;
-            _parts.ResetResources(c => _machine.State == MirrorStateName.Stop || c.When == CheckWhen.Prim && !_machine.IsServing);
-        }
+        private void StopCheckers(ref CancellationTokenSource? cts) =>
+            _parts.StopCheckers(ref cts, c => _machine.State == MirrorStateName.Stop || c.When == CheckWhen.Prim && !_machine.IsServing);
 
-        private void OnResource(IChecker checker, ResourceChange change)
-        {
-            _parts.Record(change);
-            ModuleLog(change.Resource, $"{change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
+        /// <summary>On the checker's task, after ModuleParts recorded and logged the flip.</summary>
+        private void OnResource(IChecker checker, ResourceChange change) =>
             _inbox.Writer.TryWrite(new ResourceChanged(change.Resource, change.Value, change.Action, checker.When,
                 change.Resource.StartsWith("errd.", StringComparison.Ordinal), change.Reason));
-        }
 
         // ------------------------------------------------------------------ persistence and reconciliation
 

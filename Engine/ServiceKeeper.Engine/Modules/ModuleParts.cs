@@ -1,6 +1,6 @@
 // What every kind of module host (mirror, farm) needs on this node: the environment of its programs,
-// its checkers and the resources they set, its scripts, and the flag that brings it back after an
-// engine restart. The hosts differ in their protocol, not in these.
+// its checkers (running them, the resources they set), its heartbeat channel, its scripts, and the flag
+// that brings it back after an engine restart. The hosts differ in their protocol, not in these.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -10,6 +10,7 @@ using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 using ServiceKeeper.Engine.Checkers;
 using ServiceKeeper.Engine.Configuration;
+using ServiceKeeper.Engine.Heartbeat;
 using ServiceKeeper.Engine.Scripts;
 
 namespace ServiceKeeper.Engine.Modules
@@ -19,6 +20,8 @@ namespace ServiceKeeper.Engine.Modules
         private readonly ModuleHostContext _ctx;
         private readonly string _module;
         private readonly Dictionary<string, ModuleResource> _resources = new(StringComparer.Ordinal);
+        private HeartbeatChannel? _heartbeat;
+        private byte[]? _lastPayload;
 
         /// <param name="extraEnvironment">what one kind of module adds (a mirror's SK_PEER).</param>
         public ModuleParts(ModuleHostContext ctx, ModuleInfo info, UserConfig config, IReadOnlyDictionary<string, string>? extraEnvironment = null)
@@ -87,6 +90,90 @@ namespace ServiceKeeper.Engine.Modules
                     r.SinceUtc = _ctx.Time.GetUtcNow().UtcDateTime;
                 }
         }
+
+        /// <summary>
+        /// Runs the checkers that <paramref name="which"/> picks, each on its own task, until
+        /// <see cref="StopCheckers"/> or <paramref name="life"/> ends them; <paramref name="running"/> is their
+        /// cancellation source, and nothing happens while it is set. Each flip is recorded and written to the
+        /// module log before <paramref name="changed"/> gets it (on the checker's task: hand over, never block).
+        /// </summary>
+        public void StartCheckers(ref CancellationTokenSource? running, CancellationToken life, Func<IChecker, bool> which,
+            Action<IChecker, ResourceChange> changed)
+        {
+            if (running != null) return;
+            running = CancellationTokenSource.CreateLinkedTokenSource(life);
+            var token = running.Token;
+            foreach (var checker in Checkers.Where(which))
+            {
+                var c = checker;
+                _ = Task.Run(async () =>
+                {
+                    try
+                    {
+                        await c.RunAsync(change =>
+                        {
+                            Record(change);
+                            ModuleLog(change.Resource, $"{change.Value.ToString().ToLowerInvariant()}: {change.Reason}");
+                            changed(c, change);
+                        }, token);
+                    }
+                    catch (OperationCanceledException) { }
+                    catch (Exception ex) { ModuleLog(c.Resource, "checker failed: " + ex.Message); }
+                });
+            }
+        }
+
+        /// <summary>Stops the checkers <see cref="StartCheckers"/> started under <paramref name="running"/>, then <see cref="ResetResources"/>.</summary>
+        public void StopCheckers(ref CancellationTokenSource? running, Func<IChecker, bool> stopped)
+        {
+            if (running == null) return;
+            running.Cancel();
+            running.Dispose();
+            running = null;
+            ResetResources(stopped);
+        }
+
+        /// <summary>
+        /// Opens the module's heartbeats to <paramref name="peers"/> on their addresses of <paramref name="networks"/>.
+        /// A network going down or coming back is only written to the module log; every other event goes to
+        /// <paramref name="onEvent"/> (on the heartbeat service's threads: hand over at once, never block).
+        /// </summary>
+        public void OpenHeartbeats(IEnumerable<string> peers, IReadOnlyList<string> networks, TimeSpan pulse, TimeSpan timeout,
+            Action<HeartbeatEvent> onEvent)
+        {
+            var withRings = peers.Select(p => new HeartbeatPeer(p, _ctx.PeerRings(p, networks))).ToList();
+            _heartbeat = _ctx.Heartbeats.OpenChannel(_module, withRings, pulse, timeout, e =>
+            {
+                switch (e)
+                {
+                    case RingDown d:
+                        ModuleLog("heartbeat", $"no heartbeat from {d.Node} on {_ctx.RingName(d.Ring)}: that network is down, the others carry on");
+                        break;
+                    case RingUp u:
+                        ModuleLog("heartbeat", $"heartbeats from {u.Node} on {_ctx.RingName(u.Ring)} again");
+                        break;
+                    default:
+                        onEvent(e);
+                        break;
+                }
+            });
+        }
+
+        /// <summary>
+        /// Sends <paramref name="payload"/> with every heartbeat from now on (the host's view of the module);
+        /// one equal to the last is not handed over again. Called from the host's loop only.
+        /// </summary>
+        /// <exception cref="ArgumentException">the payload does not fit in a heartbeat (peers keep the last one).</exception>
+        public void Publish(byte[] payload)
+        {
+            if (_lastPayload != null && _lastPayload.AsSpan().SequenceEqual(payload)) return;
+            _lastPayload = payload;
+            _heartbeat?.SetPayload(payload);
+        }
+
+        public void CloseHeartbeats() => _heartbeat?.Dispose();
+
+        private void ModuleLog(string source, string text) => _ctx.ModuleLog.Write(_module, source, text);
 
         /// <summary>Runs a script of the module's bin/ (on Windows also .ps1, .cmd, .bat); output goes to the module log.</summary>
         public Task<ScriptResult> RunScriptAsync(string script, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken ct)
