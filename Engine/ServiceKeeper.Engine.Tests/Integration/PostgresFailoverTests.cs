@@ -30,8 +30,8 @@ namespace ServiceKeeper.Engine.Tests.Integration
         {
             using var lab = new PostgresLab(output, rfsAttributes: "sendtimeout=\"10s\"");
             lab.Start();
-            lab.WaitForState(lab.N1, "PRIM");
-            lab.WaitForState(lab.N2, "SECOND");
+            lab.WaitForState(lab.N1, "PRIM", seconds: 120);
+            lab.WaitForState(lab.N2, "SECOND", seconds: 120);
             lab.WaitForSql("SELECT 1");
             Assert.NotNull(lab.Sql("CREATE TABLE acked (id int PRIMARY KEY)"));
             Assert.NotNull(lab.Sql("SELECT 1", 60));
@@ -53,7 +53,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
                     if (fault == Fault.KillEverything) lab.KillNode(primary);
                     else lab.Env.Lab.Cut(primary);
 
-                    lab.WaitForState(secondary, "ALONE");
+                    lab.WaitForState(secondary, "ALONE", seconds: 120);
                     recorder.WaitForMore(40, 180, lab.Describe);
                     output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {secondary.Name} serves again after {watch.Elapsed.TotalSeconds:0.0} s");
                     var acknowledged = recorder.Acknowledged;
@@ -66,8 +66,8 @@ namespace ServiceKeeper.Engine.Tests.Integration
                     // The old primary returns and becomes the up-to-date secondary again.
                     if (fault == Fault.KillEverything) lab.Env.Start(primary);
                     else lab.Env.Lab.Heal(primary);
-                    lab.WaitForState(primary, "SECOND", 180);
-                    lab.WaitForState(secondary, "PRIM");
+                    lab.WaitForState(primary, "SECOND", seconds: 180);
+                    lab.WaitForState(secondary, "PRIM", seconds: 120);
                     primary = secondary;
                 }
                 output.WriteLine($"{recorder.Acknowledged.Count} transactions acknowledged, {recorder.Failures} failed batches during failovers");

@@ -14,14 +14,12 @@ using Xunit.Abstractions;
 
 namespace ServiceKeeper.Engine.Tests.Integration
 {
-    internal sealed class PostgresLab : IDisposable
+    internal sealed class PostgresLab : MirrorModuleLab
     {
         public const string Module = "pg";
         /// <summary>The replicated directory, at the same path on both nodes (each node's own copy, bind-mounted there).</summary>
         public const string DataRoot = "/srv/skpg";
         public const string PgBin = "/usr/lib/postgresql/15/bin";
-        public readonly EngineLab Env;
-        public readonly string Vip;
 
         private const string StartPrim = """
             #!/bin/sh
@@ -48,47 +46,32 @@ namespace ServiceKeeper.Engine.Tests.Integration
         private readonly ITestOutputHelper _output;
 
         public PostgresLab(ITestOutputHelper output, string rfsAttributes = "")
+            : base(output.WriteLine, new MirrorModuleSetup
+            {
+                ModuleName = Module,
+                VipHost = 70,
+                UserConfigXml = $"""
+                    <service mode="mirror">
+                      <rfs {rfsAttributes}><replicated dir="{DataRoot}"><notreplicated path="data/pg_stat_tmp"/><tocheck path="data/PG_VERSION"/></replicated></rfs>
+                    </service>
+                    """,
+                Scripts = new Dictionary<string, string> { ["start_prim"] = StartPrim, ["stop_prim"] = StopPrim },
+                LabOptions = new NetLabOptions().AddBindMount("pg", DataRoot),
+                BeforeEnginesStart = InitializeDatabase,
+            })
         {
             _output = output;
-            Env = new EngineLab(output.WriteLine, 2, start: false, options: new NetLabOptions().AddBindMount("pg", DataRoot));
-            Vip = $"198.18.{Env.Lab.Options.Subnet}.70";
-            try
-            {
-                InitializeDatabase(N1);
-                foreach (var node in Env.Nodes) Env.Start(node);
-                Api.CreateClusterAsync(new CreateClusterRequest { Name = "c1", Nodes = Env.Nodes.Select(n => n.Address).ToList() }).GetAwaiter().GetResult();
-                Api.AddMirrorModuleAsync(new AddMirrorModuleRequest
-                {
-                    Name = Module,
-                    Nodes = ["n1", "n2"],
-                    VirtualIP = Vip + "/24",
-                    Witnesses = [Env.Lab.Client!.Address],
-                    UserConfigXml = $"""
-                        <service mode="mirror">
-                          <rfs {rfsAttributes}><replicated dir="{DataRoot}"><notreplicated path="data/pg_stat_tmp"/><tocheck path="data/PG_VERSION"/></replicated></rfs>
-                        </service>
-                        """,
-                    Scripts = new() { ["start_prim"] = Base64(StartPrim), ["stop_prim"] = Base64(StopPrim) },
-                }).GetAwaiter().GetResult();
-            }
-            catch
-            {
-                Env.Dispose();
-                throw;
-            }
         }
 
-        public SKApiClient Api => Env.Local(Env.Nodes[0]);
-        public LabNode N1 => Env.Nodes[0];
-        public LabNode N2 => Env.Nodes[1];
-        public LabNode Other(LabNode node) => node == N1 ? N2 : N1;
-
-        private static string Base64(string script) => Convert.ToBase64String(Encoding.UTF8.GetBytes(script.Replace("\r", "")));
-
         /// <summary>initdb into the first node's copy; the second starts empty and receives it by resync.</summary>
-        private void InitializeDatabase(LabNode node)
+        private static void InitializeDatabase(EngineLab env)
         {
-            var root = node.RootPath("pg");
+            void Run(string command, params string[] args)
+            {
+                var r = env.Lab.Exec(TimeSpan.FromSeconds(120), null, command, args);
+                if (!r.Succeeded) throw new InvalidOperationException($"{command} {string.Join(' ', args)} failed: {r.StdErr}{r.StdOut}");
+            }
+            var root = env.Nodes[0].RootPath("pg");
             var data = Path.Combine(root, "data");
             Run("chown", "postgres:postgres", root);
             Run("runuser", "-u", "postgres", "--", PgBin + "/initdb", "-D", data, "-A", "trust", "--no-sync", "-E", "UTF8");
@@ -96,28 +79,8 @@ namespace ServiceKeeper.Engine.Tests.Integration
                 "listen_addresses = '*'\nport = 5432\nunix_socket_directories = ''\nfsync = on\nsynchronous_commit = on\nmax_connections = 40\n");
             File.AppendAllText(Path.Combine(data, "pg_hba.conf"), "host all all 0.0.0.0/0 trust\n");
             Run("chown", "postgres:postgres", Path.Combine(data, "postgresql.conf"), Path.Combine(data, "pg_hba.conf"));
-            Run("chown", "postgres:postgres", Env.Nodes[1].RootPath("pg"));
+            Run("chown", "postgres:postgres", env.Nodes[1].RootPath("pg"));
         }
-
-        private void Run(string command, params string[] args)
-        {
-            var r = Env.Lab.Exec(TimeSpan.FromSeconds(120), null, command, args);
-            if (!r.Succeeded) throw new InvalidOperationException($"{command} {string.Join(' ', args)} failed: {r.StdErr}{r.StdOut}");
-        }
-
-        public void Start() => Api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start }).GetAwaiter().GetResult();
-
-        public ModuleState? StateOf(LabNode node)
-        {
-            try { return Env.Local(node).GetLocalStateAsync().GetAwaiter().GetResult().FirstOrDefault(s => s.Module == Module); }
-            catch (SKApiException) { return null; }
-        }
-
-        public void WaitForState(LabNode node, string state, int seconds = 120) =>
-            MirrorLab.WaitFor(() => StateOf(node) is { Ready: true } s && s.State == state, $"{node.Name} {state}", seconds, Describe);
-
-        public string Describe() =>
-            string.Join("; ", Env.Nodes.Select(n => StateOf(n) is { } s ? $"{n.Name} {s.State}{(s.Ready ? "" : "(T)")} {s.Reason} gen {s.DataGeneration}" : $"{n.Name} ?"));
 
         /// <summary>SQL through the VIP from the client namespace; null when it failed.</summary>
         public string? Sql(string sql, int timeoutSeconds = 30)
@@ -128,7 +91,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         }
 
         public void WaitForSql(string sql, int seconds = 120) =>
-            MirrorLab.WaitFor(() => Sql(sql) != null, "the database answering through the VIP", seconds, Describe);
+            WaitFor(() => Sql(sql) != null, "the database answering through the VIP", seconds, Describe);
 
         /// <summary>Kills everything of the node at once: the engine and every process in its network namespace (the database).</summary>
         public void KillNode(LabNode node)
@@ -139,7 +102,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             if (pids.Length > 0) Env.Lab.Exec(null, "kill", ["-9", .. pids]);
         }
 
-        public void Dispose()
+        protected override void Dispose(bool disposing)
         {
             try
             {
@@ -147,7 +110,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
                 foreach (var node in Env.Nodes)
                 {
                     var log = Path.Combine(node.Home, "modules", Module, "postgres.log");
-                    if (File.Exists(log))
+                    if (disposing && File.Exists(log))
                         _output.WriteLine($"===== {node.Name}: {log} (last lines)\n" + string.Join("\n", File.ReadLines(log).TakeLast(40)));
                 }
             }
@@ -157,7 +120,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             }
             finally
             {
-                Env.Dispose(); // namespaces, processes (the client's load included) and files, whatever happened above
+                base.Dispose(disposing); // namespaces, processes (the client's load included) and files, whatever happened above
             }
         }
     }
@@ -210,7 +173,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         public void WaitForMore(int count, int seconds, Func<string> state)
         {
             var target = _acked.Count + count;
-            MirrorLab.WaitFor(() => _acked.Count >= target, $"{count} more acknowledged transactions", seconds, () => $"{_acked.Count} acknowledged, {Failures} failed batches; " + state());
+            MirrorModuleLab.WaitFor(() => _acked.Count >= target, $"{count} more acknowledged transactions", seconds, () => $"{_acked.Count} acknowledged, {Failures} failed batches; " + state());
         }
 
         public void Dispose()

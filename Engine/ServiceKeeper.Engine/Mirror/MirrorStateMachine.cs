@@ -626,6 +626,12 @@ namespace ServiceKeeper.Engine.Mirror
             var relation = Relate(peer);
             var winner = ChoosePrimary(peer, relation);
             var text = $"split brain: {_s.PeerNode} serves too, data {RelationText(relation)} (generation {Short(Disk.Generation)} here, {Short(peer.Generation)} there)";
+            if (winner == _s.Node && relation == DataRelation.Ahead && !peer.Ready)
+            {
+                // Not a split brain: the peer still runs its application on older data while it gives way (it was cut off).
+                Log($"{_s.PeerNode} still serves older data while it gives way (generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here); this node keeps serving");
+                return;
+            }
             if (winner == _s.Node)
             {
                 Reason = text + "; this node keeps serving, " + _s.PeerNode + "'s data is kept aside for the admin";
