@@ -153,11 +153,29 @@ namespace ServiceKeeper.Engine.Modules
 
         public Task<ReplicationManifest> LocalManifestAsync(string module, CancellationToken ct) => Mirror(module).BuildManifestAsync(ct);
 
+        /// <summary>Comparisons a difference must survive to be reported (see <see cref="TestReplicationAsync"/>).</summary>
+        private const int ComparisonPasses = 3;
+
         /// <summary>
         /// Test-SKReplication: both nodes list their copies by content hash and the serving node's list is
-        /// compared with the other's. Refused unless one node serves and the other is its secondary.
+        /// compared with the other's. Refused unless one node serves and the other is its secondary. Both lists are
+        /// taken while the application writes: a file written between the two reads differs for a moment. So the
+        /// copies are compared again (up to <see cref="ComparisonPasses"/> times, a second apart) and only what differs
+        /// in every pass is reported.
         /// </summary>
         public async Task<List<ReplicationDifference>> TestReplicationAsync(string module, CancellationToken ct)
+        {
+            var differences = await CompareCopiesAsync(module, ct);
+            for (int pass = 1; pass < ComparisonPasses && differences.Count > 0; pass++)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                var again = (await CompareCopiesAsync(module, ct)).Select(d => (d.Directory, d.Path, d.Kind)).ToHashSet();
+                differences = differences.Where(d => again.Contains((d.Directory, d.Path, d.Kind))).ToList();
+            }
+            return differences;
+        }
+
+        private async Task<List<ReplicationDifference>> CompareCopiesAsync(string module, CancellationToken ct)
         {
             var states = await GetStateAsync(module, ct);
             var primary = states.FirstOrDefault(s => s.Reachable && s.State is "PRIM" or "ALONE");
