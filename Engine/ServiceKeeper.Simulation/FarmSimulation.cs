@@ -62,7 +62,7 @@ namespace ServiceKeeper.Simulation
 
         private readonly FarmSimOptions _o;
         private readonly Random _rng;
-        private readonly PriorityQueue<Action, (long, long)> _queue = new();
+        private readonly PriorityQueue<Step, (long, long)> _queue = new();
         private readonly List<string> _trace = new();
         private readonly List<FNode> _nodes = new();
         private long _now, _seq, _steps;
@@ -72,7 +72,36 @@ namespace ServiceKeeper.Simulation
         private double _loss, _duplicate;
         private long _lossUntil, _delayUntil;
         private readonly long[] _orphanSince = new long[BucketMap.BucketCount];
-        private readonly bool[] _covered = new bool[BucketMap.BucketCount];
+        private readonly ulong[] _covered = new ulong[BucketMap.BucketCount / 64];
+        private long _oldestOrphan = -1;
+        private static readonly FarmTick Tick = new();
+
+        /// <summary>What a kernel filter accepts: 256 bits, immutable (every ApplyFilter makes a new one, so a reference
+        /// comparison tells whether a node's coverage changed since the last step).</summary>
+        private sealed class BucketSet
+        {
+            private readonly ulong[] _bits = new ulong[BucketMap.BucketCount / 64];
+
+            public BucketSet(IReadOnlyList<int> buckets)
+            {
+                for (var i = 0; i < buckets.Count; i++) _bits[buckets[i] >> 6] |= 1UL << (buckets[i] & 63);
+                Count = buckets.Count;
+            }
+
+            public int Count { get; }
+            public bool Contains(int bucket) => (_bits[bucket >> 6] & (1UL << (bucket & 63))) != 0;
+
+            public void OrInto(ulong[] into)
+            {
+                for (var i = 0; i < _bits.Length; i++) into[i] |= _bits[i];
+            }
+        }
+
+        // One scheduled step. The frequent ones (a heartbeat's delivery, a node's pulse and tick) are plain data rather
+        // than closures, so that they allocate nothing.
+        private enum StepKind : byte { Run, Deliver, Pulse, Tick }
+
+        private readonly record struct Step(StepKind Kind, Action? Run, FNode? Node, int Incarnation, FarmPeerHeard? Heard);
 
         private sealed class FNode
         {
@@ -84,15 +113,20 @@ namespace ServiceKeeper.Simulation
             public int Incarnation;
             public bool Started;
             public FarmView? Published;
-            public SortedSet<int>? Filter;
+            public BucketSet? Filter;
             public bool PortIn = true, PortOut = true;
             public long StallUntil;
             public int ProcedureToken;
             public readonly Dictionary<string, DateTimeOffset> LastHeard = new();
             public readonly HashSet<string> Alive = new();
             public FarmView? LastSentView;
+            /// <summary>The heartbeat event carrying <see cref="Published"/> (one per view, shared by its deliveries).</summary>
+            public FarmPeerHeard? PublishedHeard;
             public bool Reachable => PortIn && PortOut;
             public bool Serving => Up && Machine!.State == FarmStateName.Up && Filter != null;
+            // What CheckOrphans last counted for this node (reachable UP, and its filter then).
+            public bool CoverCounts;
+            public BucketSet? CoverFilter;
         }
 
         public FarmSimulation(FarmSimOptions options)
@@ -133,11 +167,17 @@ namespace ServiceKeeper.Simulation
             At(_o.FaultPhase.Ticks, EndFaults);
             var end = (_o.FaultPhase + _o.ConvergenceBound).Ticks;
             At(end, CheckConvergence);
-            while (_violation == null && _outcome.Length == 0 && _queue.TryDequeue(out var run, out var key))
+            while (_violation == null && _outcome.Length == 0 && _queue.TryDequeue(out var step, out var key))
             {
                 if (key.Item1 > end) break;
                 _now = key.Item1;
-                run();
+                switch (step.Kind)
+                {
+                    case StepKind.Run: step.Run!(); break;
+                    case StepKind.Deliver: Deliver(step.Node!, step.Heard!); break;
+                    case StepKind.Pulse: PulseLoop(step.Node!, step.Incarnation); break;
+                    case StepKind.Tick: TickLoop(step.Node!, step.Incarnation); break;
+                }
                 _steps++;
                 if (_violation == null) CheckOrphans();
             }
@@ -145,9 +185,10 @@ namespace ServiceKeeper.Simulation
             return new SimResult(_o.Seed, false, _violation, _trace.ToArray(), _steps, Now, _outcome);
         }
 
-        private void At(long time, Action run) => _queue.Enqueue(run, (time, _seq++));
+        private void At(long time, Action run) => _queue.Enqueue(new Step(StepKind.Run, run, null, 0, null), (time, _seq++));
         private void After(TimeSpan delay, Action run) => At(_now + Math.Max(1, delay.Ticks), run);
-        private void AfterLocal(FNode n, TimeSpan local, Action run) => At(_now + n.Clock.SimTicks(local), run);
+        private void AfterLocal(FNode n, TimeSpan local, StepKind kind, int incarnation) =>
+            _queue.Enqueue(new Step(kind, null, n, incarnation, null), (_now + n.Clock.SimTicks(local), _seq++));
         private TimeSpan Ms(int min, int max) => TimeSpan.FromMilliseconds(_rng.Next(min, max + 1));
         private bool Chance(double p) => _rng.NextDouble() < p;
 
@@ -165,8 +206,8 @@ namespace ServiceKeeper.Simulation
             n.Published = n.Machine.View;
             Trace(n, $"engine up (incarnation {n.Incarnation})");
             var inc = n.Incarnation;
-            AfterLocal(n, Ms(0, 100), () => PulseLoop(n, inc));
-            AfterLocal(n, Ms(0, 100), () => TickLoop(n, inc));
+            AfterLocal(n, Ms(0, 100), StepKind.Pulse, inc);
+            AfterLocal(n, Ms(0, 100), StepKind.Tick, inc);
             if (start && (n.Started || n.Incarnation == 1))
             {
                 n.Started = true;
@@ -210,7 +251,7 @@ namespace ServiceKeeper.Simulation
         {
             switch (a)
             {
-                case ApplyFilter f: n.Filter = new SortedSet<int>(f.Owned); break;
+                case ApplyFilter f: n.Filter = new BucketSet(f.Owned); break;
                 case RemoveFilter: n.Filter = null; break;
                 case CountConnections:
                     var inc = n.Incarnation;
@@ -237,44 +278,54 @@ namespace ServiceKeeper.Simulation
         {
             if (!n.Up || n.Incarnation != inc) return;
             if (!_o.Off.HasFlag(FarmProtection.PeerLossDetection))
-                foreach (var peer in n.Alive.ToList())
-                    if (n.Clock.GetUtcNow() - n.LastHeard[peer] > PeerTimeout)
+            {
+                List<string>? lost = null;
+                var local = n.Clock.GetUtcNow();
+                foreach (var peer in n.Alive)
+                    if (local - n.LastHeard[peer] > PeerTimeout) (lost ??= new()).Add(peer);
+                if (lost != null)
+                    foreach (var peer in lost)
                     {
                         n.Alive.Remove(peer);
-                        Input(n, new FarmPeerLost(peer), $"{peer} lost (no heartbeat for the timeout)");
+                        Input(n, new FarmPeerLost(peer), _o.Trace ? $"{peer} lost (no heartbeat for the timeout)" : "");
                     }
-            Input(n, new FarmTick());
-            AfterLocal(n, TickInterval, () => TickLoop(n, inc));
+            }
+            Input(n, Tick);
+            AfterLocal(n, TickInterval, StepKind.Tick, inc);
         }
 
         private void PulseLoop(FNode n, int inc)
         {
             if (!n.Up || n.Incarnation != inc) return;
             if (!_o.Off.HasFlag(FarmProtection.PeriodicHeartbeats)) SendViews(n);
-            AfterLocal(n, Pulse, () => PulseLoop(n, inc));
+            AfterLocal(n, Pulse, StepKind.Pulse, inc);
         }
 
         private void SendViews(FNode from)
         {
             var view = from.Published!;
             from.LastSentView = view;
-            foreach (var to in _nodes.Where(x => x != from))
+            if (from.PublishedHeard?.View != (object)view) from.PublishedHeard = new FarmPeerHeard(view);
+            var heard = from.PublishedHeard;
+            foreach (var to in _nodes)
             {
+                if (to == from) continue;
                 var copies = Chance(_duplicate) ? 2 : 1;
                 for (var c = 0; c < copies; c++)
                 {
                     if (!from.PortOut || Chance(_now < _lossUntil ? _loss : 0)) continue;
                     var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 800) : TimeSpan.FromTicks(_rng.Next(1_000, 20_000));
-                    var target = to;
-                    After(delay, () =>
-                    {
-                        if (!target.Up || !target.PortIn) return;
-                        target.LastHeard[view.Node] = target.Clock.GetUtcNow();
-                        target.Alive.Add(view.Node);
-                        Input(target, new FarmPeerHeard(view));
-                    });
+                    _queue.Enqueue(new Step(StepKind.Deliver, null, to, 0, heard), (_now + Math.Max(1, delay.Ticks), _seq++));
                 }
             }
+        }
+
+        private void Deliver(FNode target, FarmPeerHeard heard)
+        {
+            if (!target.Up || !target.PortIn) return;
+            target.LastHeard[heard.View.Node] = target.Clock.GetUtcNow();
+            target.Alive.Add(heard.View.Node);
+            Input(target, heard);
         }
 
         private static bool SameView(FarmView? a, FarmView? b) =>
@@ -368,27 +419,54 @@ namespace ServiceKeeper.Simulation
 
         // ------------------------------------------------------------------ invariants
 
+        // After every step. Incremental: the covered set is rebuilt only in a step that changed some node's coverage
+        // (reachable UP or not, its filter), which is rare; otherwise only the oldest orphan's age is compared.
         private void CheckOrphans()
         {
-            var possible = false;
-            Array.Clear(_covered);
-            foreach (var n in _nodes)
+            if (CoverageChanged())
             {
-                if (!n.Up || !n.Reachable || n.Machine!.State != FarmStateName.Up) continue;
-                possible |= n.Settings.PowerOf(n.Name) > 0;
-                if (n.Filter != null) foreach (var b in n.Filter) _covered[b] = true;
+                var possible = false;
+                var bits = _covered;
+                Array.Clear(bits);
+                foreach (var n in _nodes)
+                {
+                    if (!n.CoverCounts) continue;
+                    possible |= n.Settings.PowerOf(n.Name) > 0;
+                    n.CoverFilter?.OrInto(bits);
+                }
+                _oldestOrphan = -1;
+                for (var b = 0; b < BucketMap.BucketCount; b++)
+                {
+                    if (!possible || (bits[b >> 6] & (1UL << (b & 63))) != 0) { _orphanSince[b] = -1; continue; }
+                    if (_orphanSince[b] < 0) _orphanSince[b] = _now;
+                    if (_oldestOrphan < 0 || _orphanSince[b] < _oldestOrphan) _oldestOrphan = _orphanSince[b];
+                }
             }
+            if (_oldestOrphan < 0 || _now - _oldestOrphan <= DetectionTime.Ticks) return;
             for (var b = 0; b < BucketMap.BucketCount; b++)
             {
-                if (!possible || _covered[b]) { _orphanSince[b] = -1; continue; }
-                if (_orphanSince[b] < 0) { _orphanSince[b] = _now; continue; }
-                if (_now - _orphanSince[b] > DetectionTime.Ticks)
+                if (_orphanSince[b] >= 0 && _now - _orphanSince[b] > DetectionTime.Ticks)
                 {
                     Fail(NoOrphanBucket, $"bucket {b} has had no reachable UP owner for {TimeSpan.FromTicks(_now - _orphanSince[b]).TotalSeconds:0.000} s " +
                         $"(detection time {DetectionTime.TotalSeconds:0.000} s); {Describe()}");
                     return;
                 }
             }
+        }
+
+        private bool CoverageChanged()
+        {
+            var changed = false;
+            foreach (var n in _nodes)
+            {
+                var counts = n.Up && n.Reachable && n.Machine!.State == FarmStateName.Up;
+                var filter = counts ? n.Filter : null;
+                if (counts == n.CoverCounts && ReferenceEquals(filter, n.CoverFilter)) continue;
+                n.CoverCounts = counts;
+                n.CoverFilter = filter;
+                changed = true;
+            }
+            return changed;
         }
 
         private bool Converged(out string why)

@@ -52,7 +52,15 @@ namespace ServiceKeeper.Engine.Farm
     /// </summary>
     public sealed record FarmView(string Node, FarmStateName State, bool InMap, long Epoch, IReadOnlyList<FarmMember> Members)
     {
-        public bool SameMembers(IReadOnlyList<FarmMember> other) => Members.SequenceEqual(other);
+        public bool SameMembers(IReadOnlyList<FarmMember> other)
+        {
+            // Called for every peer on every heartbeat: no LINQ enumerators here.
+            if (ReferenceEquals(Members, other)) return true;
+            if (other is null || Members.Count != other.Count) return false;
+            for (var i = 0; i < Members.Count; i++)
+                if (!Members[i].Equals(other[i])) return false;
+            return true;
+        }
 
         public override string ToString() =>
             $"{Node} {FarmMachine.Name(State)}{(InMap ? $" in map since {Epoch}" : "")} [{string.Join(",", Members)}]";
