@@ -389,6 +389,58 @@ namespace ServiceKeeper.Engine.Tests.Farm
             Assert.Null(farm["n1"].Filter);
         }
 
+        // sim seed 11 (--farm-faults Crash,Partition): the node whose start_both failed joined the map when its link came
+        // back, so the others released its share and nobody served it.
+        [Fact]
+        public void StartBothFailed_LinkDownAndUpAgain_StaysOutOfTheMap_AndThePeersKeepEveryBucket()
+        {
+            var farm = new FarmCluster(3);
+            farm["n1"].Outcome = p => p != FarmProcedure.StartApplication;
+            farm.StartAll();
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Contains("did not start", farm["n1"].Machine.Reason);
+
+            farm.Cut("n1");
+            farm.Advance(TimeSpan.FromSeconds(2));
+            farm.Heal("n1");
+            farm.Advance(TimeSpan.FromSeconds(5));
+
+            Assert.True(farm["n1"].State == FarmStateName.Wait, string.Join("\n", farm["n1"].Log));
+            Assert.False(farm["n1"].Machine.InMap);
+            Assert.Contains("did not start", farm["n1"].Machine.Reason);
+            Assert.Null(farm["n1"].Filter);
+            Assert.Equal(["n2", "n3"], farm["n2"].Machine.MemberNames);
+            Assert.Equal(256, farm["n2"].Owned + farm["n3"].Owned);
+            Assert.True(farm.Covered(), farm.Describe());
+            Assert.Empty(farm.Violations);
+
+            farm["n1"].Outcome = _ => true;
+            farm.Send("n1", new FarmRestartCommand());
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.True(farm["n1"].State == FarmStateName.Up && farm["n1"].Machine.Ready, farm.Describe());
+            Assert.True(farm.Covered(), farm.Describe());
+            Assert.Empty(farm.Violations);
+        }
+
+        [Fact]
+        public void RestartFailed_WaitResourceDownAndUp_DoesNotRejoinWithoutTheApplication()
+        {
+            var farm = Running();
+            farm["n2"].Outcome = p => p != FarmProcedure.StartApplication;
+            farm.Send("n2", Down("errd.nginx", CheckAction.Restart));
+            Assert.Contains("did not restart", farm["n2"].Machine.Reason);
+
+            farm.Send("n2", Down("ping.gw", CheckAction.Wait));
+            farm.Send("n2", Up("ping.gw", CheckAction.Wait));
+            farm.Advance(TimeSpan.FromSeconds(3));
+
+            Assert.Equal(FarmStateName.Wait, farm["n2"].State);
+            Assert.False(farm["n2"].Machine.InMap);
+            Assert.Equal(0, farm["n2"].Owned);
+            Assert.True(farm.Covered(), farm.Describe());
+            Assert.Empty(farm.Violations);
+        }
+
         [Theory]
         [InlineData(1)]
         [InlineData(2)]

@@ -27,7 +27,8 @@
 //            resource down, restart    → WAIT(T): leave, SetCheckers(off), StopApplication, StartApplication
 //                                        → UP(T) joining (counts towards maxloop; beyond: stopstart)
 //            resource down, stopstart  → leave, stop as below, then start again (beyond maxloop: stop)
-//            resource down, wait       → WAIT(NR): leave; resource up again → UP(T) joining
+//            resource down, wait       → WAIT(NR): leave; resource up again → UP(T) joining (only with the
+//                                        application running: after a failed start_both it stays WAIT(NR))
 //            resource down, stop       → leave, stop
 //            resource down, noaction   → (logged only)
 //  WAIT/UP   stop                      → leave; SetCheckers(off), StopApplication, RemoveVip, RemoveFilter,
@@ -108,6 +109,8 @@ namespace ServiceKeeper.Engine.Farm
         private DateTimeOffset? _takeDeadline;
         private bool _filterDown;
         private bool _escalated;          // restarts exceeded maxloop and a stopstart was done: next time, stop
+        private bool _appRunning;         // start_both succeeded and no stop_both has begun since
+        private const string NotStarted = "the application did not start", NotRestarted = "the application did not restart";
         // This node's share of Map (Recompute runs on every heartbeat: the share is computed once per map).
         private IReadOnlyList<int> _share = None;
         private bool[] _inShare = new bool[BucketMap.BucketCount];
@@ -240,9 +243,10 @@ namespace ServiceKeeper.Engine.Farm
                 {
                     if (!ok)
                     {
-                        Enter(FarmStateName.Wait, false, "the application did not start" + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog, then Restart-SKModule");
+                        Enter(FarmStateName.Wait, false, NotStarted + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog, then Restart-SKModule");
                         return;
                     }
+                    _appRunning = true;
                     // Filter before VIP: with the VIP and no filter the node would answer every connection
                     // and every ARP request with its own MAC (the client would then send everything here).
                     Install();
@@ -499,8 +503,19 @@ namespace ServiceKeeper.Engine.Farm
                 _deferred.RemoveAll(d => d.Resource == r.Resource);
                 if (_waitingOn.Remove(r.Resource) && _waitingOn.Count == 0 && State == FarmStateName.Wait && _op == null && !_stopRequested)
                 {
-                    Log($"{r.Resource} is up again: back into the map");
-                    Join();
+                    // sim seed 11: a node whose start_both had failed went WAIT for link.eth0 (cable pulled) and joined the
+                    // map when the link came back, with no application, filter or VIP: the others released its share to a
+                    // node that never took it, orphaned until the admin restarted it. Only a running application rejoins.
+                    if (_appRunning)
+                    {
+                        Log($"{r.Resource} is up again: back into the map");
+                        Join();
+                    }
+                    else
+                    {
+                        Log($"{r.Resource} is up again, but the application is not running: staying out of the map");
+                        Enter(FarmStateName.Wait, false, (FilterInstalled ? NotRestarted : NotStarted) + "; see Get-SKLog, then Restart-SKModule");
+                    }
                 }
                 return;
             }
@@ -567,6 +582,7 @@ namespace ServiceKeeper.Engine.Farm
 
         private void RestartApplication()
         {
+            _appRunning = false;
             SetCheckersRunning(false);
             _waitingOn.Clear();
             Enter(FarmStateName.Wait, false, "restarting the application: stop_both");
@@ -577,9 +593,10 @@ namespace ServiceKeeper.Engine.Farm
                 {
                     if (!ok)
                     {
-                        Enter(FarmStateName.Wait, false, "the application did not restart" + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog");
+                        Enter(FarmStateName.Wait, false, NotRestarted + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog");
                         return;
                     }
+                    _appRunning = true;
                     SetCheckersRunning(true);
                     Join();
                 });
@@ -638,6 +655,7 @@ namespace ServiceKeeper.Engine.Farm
         private void StopNow()
         {
             _draining = false;
+            _appRunning = false;
             SetCheckersRunning(false);
             Enter(State, false, "stopping: stop_both");
             Run(FarmProcedure.StopApplication, (_, _) =>
