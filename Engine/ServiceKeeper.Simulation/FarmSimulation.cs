@@ -329,7 +329,7 @@ namespace ServiceKeeper.Simulation
         }
 
         private static bool SameView(FarmView? a, FarmView? b) =>
-            a != null && b != null && a.State == b.State && a.InMap == b.InMap && a.Epoch == b.Epoch && a.SameMembers(b.Members);
+            a != null && b != null && a.State == b.State && a.InMap == b.InMap && a.Epoch == b.Epoch && a.Settled == b.Settled && a.SameMembers(b.Members);
 
         // ------------------------------------------------------------------ faults
 

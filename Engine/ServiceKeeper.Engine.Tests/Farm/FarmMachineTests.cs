@@ -441,6 +441,62 @@ namespace ServiceKeeper.Engine.Tests.Farm
             Assert.Empty(farm.Violations);
         }
 
+        // sim seeds 412, 919: the node a share goes to rejoined after a cut and waited PeerTimeout for a peer that was down.
+        [Fact]
+        public void RejoiningNode_ASettledPeerWithTheSameMembers_VouchesForThePeersThatAreDown()
+        {
+            var farm = Running();
+            farm.Cut("n3"); // down for good: both others declared it lost
+            farm.Advance(TimeSpan.FromSeconds(2));
+            farm.Cut("n1");
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Equal(256, farm["n2"].Owned);
+
+            farm.Heal("n1");
+            farm.Advance(TimeSpan.FromMilliseconds(300)); // well before PeerTimeout: n3 is never heard
+
+            Assert.True(farm["n1"].State == FarmStateName.Up && farm["n1"].Machine.Ready, farm.Describe());
+            Assert.True(farm["n1"].Owned > 0, farm.Describe());
+            Assert.Equal(256, farm["n1"].Owned + farm["n2"].Owned);
+            Assert.Empty(farm.Violations);
+        }
+
+        [Fact]
+        public void NodesJoiningTogether_NoSettledPeer_WaitForThePeerTheyHaveNotHeard()
+        {
+            var farm = new FarmCluster(3);
+            farm["n3"].Connected = false; // running, unseen: it owns everything once alone
+            farm.Send("n3", new FarmStartCommand());
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Equal(256, farm["n3"].Owned);
+
+            farm.Send("n1", new FarmStartCommand());
+            farm.Send("n2", new FarmStartCommand());
+            farm.Advance(TimeSpan.FromMilliseconds(300));
+
+            // n1 and n2 agree with each other, but neither had heard every peer: neither vouches for n3.
+            Assert.Equal(0, farm["n1"].Owned);
+            Assert.Equal(0, farm["n2"].Owned);
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Equal(256, farm["n1"].Owned + farm["n2"].Owned);
+            Assert.Empty(farm.Violations);
+        }
+
+        [Fact]
+        public void Payload_CarriesSettled_AndAPayloadWithoutItReadsAsNotSettled()
+        {
+            var view = new FarmView("n1", FarmStateName.Up, true, 42, [new FarmMember("n1", 42), new FarmMember("n2", 7)]) { Settled = true };
+
+            var back = FarmPayload.Decode("n1", FarmPayload.Encode(view));
+            var old = FarmPayload.Decode("n1", System.Text.Encoding.UTF8.GetBytes("""{"s":2,"m":true,"e":42,"v":["n1:42","n2:7"]}"""));
+
+            Assert.True(back!.Settled);
+            Assert.True(back.SameMembers(view.Members));
+            Assert.False(old!.Settled);
+            Assert.True(old.SameMembers(view.Members));
+            Assert.DoesNotContain("\"r\"", System.Text.Encoding.UTF8.GetString(FarmPayload.Encode(view with { Settled = false })));
+        }
+
         [Theory]
         [InlineData(1)]
         [InlineData(2)]

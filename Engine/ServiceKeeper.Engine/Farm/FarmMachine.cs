@@ -55,8 +55,9 @@
 //     other. So a bucket is never owned by two nodes that see each other (a double owner would answer
 //     the same SYN twice, and the losing node's RST would kill the new connection).
 //   * A joining node (start, back after a restart or after its link was down) has members = just
-//     itself until it hears the others; it takes nothing until it has heard every peer or PeerTimeout
-//     has passed (then it really is alone). A node whose link went down left the map (resource
+//     itself until it hears the others; it takes nothing until it has heard every peer, or a settled
+//     peer (UP, joined, connected since) gossips the same members, or PeerTimeout has passed (then it
+//     really is alone). A node whose link went down left the map (resource
 //     link.<interface>, action wait), so a node that was cut off comes back owning nothing and takes
 //     its share only after the others have released it: no double owner on rejoin.
 //   * Fallback: if views still disagree PeerTimeout after the last change (a peer hears us but we do
@@ -193,8 +194,9 @@ namespace ServiceKeeper.Engine.Farm
             get
             {
                 var v = _view;
-                if (v == null || v.State != State || v.InMap != InMap || v.Epoch != Epoch || !ReferenceEquals(v.Members, Members))
-                    _view = v = new FarmView(_s.Node, State, InMap, Epoch, Members);
+                var settled = State == FarmStateName.Up && Ready && InMap;
+                if (v == null || v.State != State || v.InMap != InMap || v.Epoch != Epoch || v.Settled != settled || !ReferenceEquals(v.Members, Members))
+                    _view = v = new FarmView(_s.Node, State, InMap, Epoch, Members) { Settled = settled };
                 return v;
             }
         }
@@ -378,8 +380,7 @@ namespace ServiceKeeper.Engine.Farm
             if (TakePending)
             {
                 var now = _time.GetUtcNow();
-                var discovered = !_joining || _s.Nodes.All(n => n == _s.Node || _peers.ContainsKey(n)) || now >= _discoveryUntil;
-                var agreed = Agreed && discovered;
+                var agreed = Agreed && (!_joining || _s.Nodes.All(n => n == _s.Node || _peers.ContainsKey(n)) || now >= _discoveryUntil || SettledPeerAgrees());
                 if (agreed || now >= _takeDeadline)
                 {
                     var target = Target();
@@ -398,6 +399,19 @@ namespace ServiceKeeper.Engine.Farm
         }
 
         private IReadOnlyList<int> Target() => InMap ? _share : None;
+
+        // sim seeds 412, 919 (a crash, then the cables of the nodes the orphaned share went to pulled in turn): a node that
+        // joins waits PeerTimeout for the peers it has not heard, and here they were down: each rejoin of the share's
+        // next owner added PeerTimeout to the orphan. A settled peer (joined, connected since) that gossips the same
+        // members as this node vouches for the silent ones: a peer it leaves out is lost to it or out of the map, so this
+        // node's share is released by everyone who could hold it, as much as after waiting (an unheard peer that owns
+        // buckets would be in the settled peer's members, and the views would differ).
+        private bool SettledPeerAgrees()
+        {
+            foreach (var p in _peers.Values)
+                if (p.Settled && p.InMap && p.SameMembers(Members)) return true;
+            return false;
+        }
 
         private bool InTarget(int bucket) => InMap && _inShare[bucket];
 
