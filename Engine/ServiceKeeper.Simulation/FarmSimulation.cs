@@ -11,7 +11,8 @@
 //
 // Invariants (checked after every step):
 //  * FarmNoOrphanBucket: while at least one node is UP and reachable, no bucket stays without a reachable UP
-//    owner for longer than the detection time (PeerTimeout, plus the agreement round that follows it).
+//    owner for longer than the detection time (PeerTimeout, plus the agreement round that follows it), counted from
+//    when it lost its owner or from the last fault that struck the node it was being handed to (see HandOverHit).
 //  * FarmConvergesAfterFaults: after the faults stop, within a bound, every bucket has exactly one owner among
 //    the UP nodes, and every started node is UP.
 using System;
@@ -116,6 +117,9 @@ namespace ServiceKeeper.Simulation
             public BucketSet? Filter;
             public bool PortIn = true, PortOut = true;
             public long StallUntil;
+            /// <summary>Events that arrived while the engine stalled, in arrival order (see Input).</summary>
+            public readonly Queue<(FarmEvent Event, string? Label)> Stalled = new();
+            public int ResumeToken;
             public int ProcedureToken;
             public readonly Dictionary<string, DateTimeOffset> LastHeard = new();
             public readonly HashSet<string> Alive = new();
@@ -222,17 +226,43 @@ namespace ServiceKeeper.Simulation
             n.Up = false;
             n.Machine = null;
             n.Filter = null;
+            n.Stalled.Clear();
         }
 
         private void Input(FNode n, FarmEvent e, string? label = null)
         {
             if (!n.Up) return;
-            var inc = n.Incarnation;
-            if (_now < n.StallUntil)
+            // A stalled engine handles what arrived meanwhile when it resumes, in arrival order: FarmHost's inbox is one
+            // FIFO channel. (Each event used to be put back on its own at the stall's end, and a stall extended meanwhile
+            // put the early ones behind the later ones: sim seed 790 saw "n2 lost" before an older "heard n2" and kept
+            // a peer that was gone in its view for good; no engine can reorder its inbox so.)
+            if (_now < n.StallUntil || n.Stalled.Count > 0)
             {
-                At(n.StallUntil, () => { if (n.Up && n.Incarnation == inc) Input(n, e, label); });
+                n.Stalled.Enqueue((e, label));
+                if (n.Stalled.Count == 1) ResumeAfterStall(n);
                 return;
             }
+            Handle(n, e, label);
+        }
+
+        private void ResumeAfterStall(FNode n)
+        {
+            var token = ++n.ResumeToken;
+            var inc = n.Incarnation;
+            At(Math.Max(n.StallUntil, _now), () =>
+            {
+                if (!n.Up || n.Incarnation != inc || n.ResumeToken != token) return;
+                if (_now < n.StallUntil)
+                {
+                    ResumeAfterStall(n);
+                    return;
+                }
+                while (n.Up && n.Incarnation == inc && n.Stalled.TryDequeue(out var next)) Handle(n, next.Event, next.Label);
+            });
+        }
+
+        private void Handle(FNode n, FarmEvent e, string? label)
+        {
             IReadOnlyList<FarmAction> actions;
             try { actions = n.Machine!.Handle(e); }
             catch (FarmCommandException ex)
@@ -342,12 +372,14 @@ namespace ServiceKeeper.Simulation
             if (!_o.Faults.HasFlag(kind)) return;
             if (roll < 12)
             {
+                HandOverHit(n);
                 Crash(n, "power loss");
                 After(Ms(500, 15_000), () => { if (!n.Up && !_faultsOver) Boot(n, start: true); });
             }
             else if (roll < 30)
             {
                 const int way = 0;
+                HandOverHit(n);
                 n.PortIn = n.PortOut = false;
                 Trace(n, "fault: port cut (cable pulled)");
                 if (way == 0) Input(n, new FarmResourceChanged("link.eth0", ResourceValue.Down, CheckAction.Wait, false, "no carrier"), "link.eth0 down");
@@ -373,12 +405,14 @@ namespace ServiceKeeper.Simulation
             else if (roll < 58)
             {
                 if (!n.Up) return;
+                HandOverHit(n);
                 n.StallUntil = Math.Max(n.StallUntil, _now + Ms(200, 3000).Ticks);
                 Trace(n, "fault: disk stalls");
             }
             else if (roll < 72)
             {
                 if (!n.Up || n.Machine!.State != FarmStateName.Up) return;
+                HandOverHit(n);
                 Input(n, new FarmResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, true, "process died"), "fault: the application dies");
             }
             else
@@ -388,6 +422,7 @@ namespace ServiceKeeper.Simulation
                 FarmEvent e = r < 40 ? new FarmStartCommand() : r < 65 ? new FarmStopCommand(Drain: Chance(0.5)) : new FarmRestartCommand();
                 if (e is FarmStartCommand or FarmRestartCommand) n.Started = true;
                 if (e is FarmStopCommand) n.Started = false;
+                if (e is not FarmStartCommand) HandOverHit(n);
                 Input(n, e, "admin: " + e);
             }
         }
@@ -403,6 +438,7 @@ namespace ServiceKeeper.Simulation
                 var cut = !n.Reachable;
                 n.PortIn = n.PortOut = true;
                 n.StallUntil = Math.Min(n.StallUntil, _now);
+                if (n.Stalled.Count > 0) ResumeAfterStall(n);
                 if (!n.Up) Boot(n, start: false);
                 else if (cut) Input(n, new FarmResourceChanged("link.eth0", ResourceValue.Up, CheckAction.Wait, false, "carrier"), "link.eth0 up");
                 var node = n;
@@ -452,6 +488,34 @@ namespace ServiceKeeper.Simulation
                     return;
                 }
             }
+        }
+
+        // A fault that strikes the node an orphaned bucket is being handed to (the map of a node in the map gives it the
+        // bucket; it has not taken it) starts that bucket's detection time again. Its peers cannot tell that it froze, lost its cable or its
+        // application before the detection time, and the hand-over waits for it by design (only it takes its share), so
+        // no run of the protocol could serve the bucket sooner: the second fault has its own detection time (sim seeds
+        // 7365, 7633: the share's next owner stalled; 8743: cut, healed, cut again). Only that node's buckets, only at the
+        // fault; faults elsewhere, loss and delays never move the clock, and a bucket still orphaned the detection time
+        // after the last such fault is reported.
+        private void HandOverHit(FNode n)
+        {
+            if (!n.Up || !n.Machine!.InMap) return;
+            var moved = false;
+            foreach (var m in _nodes)
+            {
+                if (!m.Up || !m.Machine!.InMap) continue;
+                var map = m.Machine.Map;
+                for (var b = 0; b < BucketMap.BucketCount; b++)
+                    if (_orphanSince[b] >= 0 && _orphanSince[b] != _now && string.Equals(map[b], n.Name, StringComparison.Ordinal))
+                    {
+                        _orphanSince[b] = _now;
+                        moved = true;
+                    }
+            }
+            if (!moved) return;
+            _oldestOrphan = -1;
+            foreach (var since in _orphanSince)
+                if (since >= 0 && (_oldestOrphan < 0 || since < _oldestOrphan)) _oldestOrphan = since;
         }
 
         private bool CoverageChanged()
