@@ -1,6 +1,7 @@
 // Deterministic simulation of one farm module on 3 to 5 nodes: the real FarmMachine on each node, a host
 // modelled on FarmHost (procedures that take time and may fail, the kernel filter as the set of buckets it
-// accepts, heartbeats that carry machine.View every pulse, a per-peer liveness detector), and a switch.
+// accepts, heartbeats that carry machine.View every pulse with HeartbeatChannel's replay guard, a per-peer liveness
+// detector, the link watcher, one FIFO inbox per engine), and a switch.
 // Faults: message loss, delay, reordering and duplication; port cuts (a cable pulled, reported as link.eth0
 // down); crashes (the kernel filter dies with the power); stalled disks; clock drift; admin start / stop /
 // stop -Drain / restart; applications that die. Same seed, same run.
@@ -9,10 +10,16 @@
 // keep it in the map while clients cannot reach it: its share stays orphaned as long as the one-way cut lasts.
 // Heartbeats alone cannot tell that apart, so one-way cuts are not drawn here (the mirror simulation draws them).
 //
-// Invariants (checked after every step):
+// Invariants (checked after every step, incrementally: the covered and doubly owned sets are rebuilt only in a step
+// that changed some node's filter, state or reachability):
 //  * FarmNoOrphanBucket: while at least one node is UP and reachable, no bucket stays without a reachable UP
 //    owner for longer than the detection time (PeerTimeout, plus the agreement round that follows it), counted from
 //    when it lost its owner or from the last fault that struck the node it was being handed to (see HandOverHit).
+//  * FarmNoDoubleOwner: no bucket is owned by two reachable UP nodes for longer than the detection time. Two owners that
+//    see each other would both answer a SYN. They can only arise where the design allows it: heartbeats lost for
+//    PeerTimeout (each side takes the other's share), an engine frozen while its heartbeat still flows (its peers
+//    take what it cannot release yet); either ends within the detection time once messages pass. (With crashes and
+//    cuts only, none arises at all.)
 //  * FarmConvergesAfterFaults: after the faults stop, within a bound, every bucket has exactly one owner among
 //    the UP nodes, and every started node is UP.
 using System;
@@ -52,6 +59,7 @@ namespace ServiceKeeper.Simulation
     {
         public const string NoOrphanBucket = "FarmNoOrphanBucket";
         public const string ConvergesAfterFaults = "FarmConvergesAfterFaults";
+        public const string NoDoubleOwner = "FarmNoDoubleOwner";
 
         private static readonly TimeSpan Pulse = TimeSpan.FromMilliseconds(100);
         private static readonly TimeSpan PeerTimeout = TimeSpan.FromMilliseconds(1500);
@@ -75,6 +83,9 @@ namespace ServiceKeeper.Simulation
         private readonly long[] _orphanSince = new long[BucketMap.BucketCount];
         private readonly ulong[] _covered = new ulong[BucketMap.BucketCount / 64];
         private long _oldestOrphan = -1;
+        private readonly ulong[] _twice = new ulong[BucketMap.BucketCount / 64];
+        private readonly long[] _doubleSince = Enumerable.Repeat(-1L, BucketMap.BucketCount).ToArray();
+        private long _oldestDouble = -1;
         private static readonly FarmTick Tick = new();
 
         /// <summary>What a kernel filter accepts: 256 bits, immutable (every ApplyFilter makes a new one, so a reference
@@ -96,13 +107,23 @@ namespace ServiceKeeper.Simulation
             {
                 for (var i = 0; i < _bits.Length; i++) into[i] |= _bits[i];
             }
+
+            /// <summary>Adds this set to <paramref name="once"/>; buckets already there go to <paramref name="twice"/>.</summary>
+            public void CountInto(ulong[] once, ulong[] twice)
+            {
+                for (var i = 0; i < _bits.Length; i++)
+                {
+                    twice[i] |= once[i] & _bits[i];
+                    once[i] |= _bits[i];
+                }
+            }
         }
 
         // One scheduled step. The frequent ones (a heartbeat's delivery, a node's pulse and tick) are plain data rather
         // than closures, so that they allocate nothing.
         private enum StepKind : byte { Run, Deliver, Pulse, Tick }
 
-        private readonly record struct Step(StepKind Kind, Action? Run, FNode? Node, int Incarnation, FarmPeerHeard? Heard);
+        private readonly record struct Step(StepKind Kind, Action? Run, FNode? Node, int Incarnation, FarmPeerHeard? Heard, long Sequence = 0);
 
         private sealed class FNode
         {
@@ -126,6 +147,10 @@ namespace ServiceKeeper.Simulation
             public FarmView? LastSentView;
             /// <summary>The heartbeat event carrying <see cref="Published"/> (one per view, shared by its deliveries).</summary>
             public FarmPeerHeard? PublishedHeard;
+            /// <summary>Heartbeat rounds sent by this engine (its incarnation numbers them apart, as HeartbeatChannel does).</summary>
+            public long SendSequence;
+            /// <summary>The newest (incarnation, sequence) delivered per sender: the receiver's ReplayGuard.</summary>
+            public readonly Dictionary<string, (int Incarnation, long Sequence)> Delivered = new();
             public bool Reachable => PortIn && PortOut;
             public bool Serving => Up && Machine!.State == FarmStateName.Up && Filter != null;
             // What CheckOrphans last counted for this node (reachable UP, and its filter then).
@@ -178,7 +203,7 @@ namespace ServiceKeeper.Simulation
                 switch (step.Kind)
                 {
                     case StepKind.Run: step.Run!(); break;
-                    case StepKind.Deliver: Deliver(step.Node!, step.Heard!); break;
+                    case StepKind.Deliver: Deliver(step.Node!, step.Heard!, step.Incarnation, step.Sequence); break;
                     case StepKind.Pulse: PulseLoop(step.Node!, step.Incarnation); break;
                     case StepKind.Tick: TickLoop(step.Node!, step.Incarnation); break;
                 }
@@ -206,6 +231,7 @@ namespace ServiceKeeper.Simulation
             n.Filter = null;
             n.LastHeard.Clear();
             n.Alive.Clear();
+            n.Delivered.Clear();
             n.LastSentView = null;
             n.Published = n.Machine.View;
             Trace(n, $"engine up (incarnation {n.Incarnation})");
@@ -321,6 +347,12 @@ namespace ServiceKeeper.Simulation
                     }
             }
             Input(n, Tick);
+            // FarmHost.WatchLink, after each tick: a node in the map without a carrier is told its link is down (it
+            // started or rejoined while its cable was out). Without it an engine booted behind a pulled cable joined
+            // alone, took every bucket, and met its peers with all of them when the cable came back (found by the
+            // double-owner check, --farm-faults Crash,Partition seed 1).
+            if (!n.Reachable && n.Machine!.InMap)
+                Input(n, new FarmResourceChanged("link.eth0", ResourceValue.Down, CheckAction.Wait, false, "no carrier"), "link.eth0 down (the link watcher)");
             AfterLocal(n, TickInterval, StepKind.Tick, inc);
         }
 
@@ -337,6 +369,7 @@ namespace ServiceKeeper.Simulation
             from.LastSentView = view;
             if (from.PublishedHeard?.View != (object)view) from.PublishedHeard = new FarmPeerHeard(view);
             var heard = from.PublishedHeard;
+            var sequence = ++from.SendSequence;
             foreach (var to in _nodes)
             {
                 if (to == from) continue;
@@ -345,16 +378,29 @@ namespace ServiceKeeper.Simulation
                 {
                     if (!from.PortOut || Chance(_now < _lossUntil ? _loss : 0)) continue;
                     var delay = _now < _delayUntil && Chance(0.3) ? Ms(1, 800) : TimeSpan.FromTicks(_rng.Next(1_000, 20_000));
-                    _queue.Enqueue(new Step(StepKind.Deliver, null, to, 0, heard), (_now + Math.Max(1, delay.Ticks), _seq++));
+                    _queue.Enqueue(new Step(StepKind.Deliver, null, to, from.Incarnation, heard, sequence), (_now + Math.Max(1, delay.Ticks), _seq++));
                 }
             }
         }
 
-        private void Deliver(FNode target, FarmPeerHeard heard)
+        // As HeartbeatChannel with its ReplayGuard: a copy already delivered (a duplicate) or from an older engine is
+        // dropped; one older than a view already delivered (reordered) proves the sender alive but its view is not
+        // handed to the machine, which would roll the peer's state back. (Handing every copy over let a late view undo
+        // a newer one: an engine cannot see that.)
+        private void Deliver(FNode target, FarmPeerHeard heard, int incarnation, long sequence)
         {
             if (!target.Up || !target.PortIn) return;
-            target.LastHeard[heard.View.Node] = target.Clock.GetUtcNow();
-            target.Alive.Add(heard.View.Node);
+            var sender = heard.View.Node;
+            var fresh = true;
+            if (target.Delivered.TryGetValue(sender, out var last))
+            {
+                if (incarnation < last.Incarnation || (incarnation == last.Incarnation && sequence == last.Sequence)) return;
+                fresh = incarnation > last.Incarnation || sequence > last.Sequence;
+            }
+            target.LastHeard[sender] = target.Clock.GetUtcNow();
+            target.Alive.Add(sender);
+            if (!fresh) return;
+            target.Delivered[sender] = (incarnation, sequence);
             Input(target, heard);
         }
 
@@ -464,11 +510,19 @@ namespace ServiceKeeper.Simulation
                 var possible = false;
                 var bits = _covered;
                 Array.Clear(bits);
+                Array.Clear(_twice);
                 foreach (var n in _nodes)
                 {
                     if (!n.CoverCounts) continue;
                     possible |= n.Settings.PowerOf(n.Name) > 0;
-                    n.CoverFilter?.OrInto(bits);
+                    n.CoverFilter?.CountInto(bits, _twice);
+                }
+                _oldestDouble = -1;
+                for (var b = 0; b < BucketMap.BucketCount; b++)
+                {
+                    if ((_twice[b >> 6] & (1UL << (b & 63))) == 0) { _doubleSince[b] = -1; continue; }
+                    if (_doubleSince[b] < 0) _doubleSince[b] = _now;
+                    if (_oldestDouble < 0 || _doubleSince[b] < _oldestDouble) _oldestDouble = _doubleSince[b];
                 }
                 _oldestOrphan = -1;
                 for (var b = 0; b < BucketMap.BucketCount; b++)
@@ -477,6 +531,16 @@ namespace ServiceKeeper.Simulation
                     if (_orphanSince[b] < 0) _orphanSince[b] = _now;
                     if (_oldestOrphan < 0 || _orphanSince[b] < _oldestOrphan) _oldestOrphan = _orphanSince[b];
                 }
+            }
+            if (_oldestDouble >= 0 && _now - _oldestDouble > DetectionTime.Ticks)
+            {
+                for (var b = 0; b < BucketMap.BucketCount; b++)
+                    if (_doubleSince[b] >= 0 && _now - _doubleSince[b] > DetectionTime.Ticks)
+                    {
+                        Fail(NoDoubleOwner, $"bucket {b} has had two reachable UP owners for {TimeSpan.FromTicks(_now - _doubleSince[b]).TotalSeconds:0.000} s " +
+                            $"(detection time {DetectionTime.TotalSeconds:0.000} s); {Describe()}");
+                        return;
+                    }
             }
             if (_oldestOrphan < 0 || _now - _oldestOrphan <= DetectionTime.Ticks) return;
             for (var b = 0; b < BucketMap.BucketCount; b++)
