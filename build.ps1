@@ -217,11 +217,11 @@ function Invoke-Bench {
     Invoke-Native dotnet run --project $bench -c $Configuration --no-build -- rfs --out (Join-Path $Out 'bench')
 }
 
-# Deterministic simulation of the mirror protocol (real MirrorStateMachine, simulated network, disks, clocks):
-# -Seed N replays one run with its trace; -Seeds COUNT runs many and ends with "<count> seeds, <violations> violations".
-# Deterministic simulation (Engine/ServiceKeeper.Simulation): -Seed n replays one seed with its trace, -Seeds n runs
-# many and ends with "<n> seeds, <v> violations". More simulator options (--model farm|both, --off Protection,
-# --witness on|off, ...) through SK_SIM_ARGS, e.g. SK_SIM_ARGS='--model both'.
+# Deterministic simulation (Engine/ServiceKeeper.Simulation) of the mirror and farm protocols (the real
+# MirrorStateMachine and FarmMachine, simulated network, disks, clocks): each seed runs one mirror and one farm
+# schedule. -Seed n replays one seed with its traces, -Seeds n runs many and ends with "<n> seeds, <v> violations".
+# More simulator options (--model mirror|farm, --off Protection, --farm-faults Crash,Partition, --witness on|off, ...)
+# through SK_SIM_ARGS, e.g. SK_SIM_ARGS='--model farm'.
 function Invoke-Simulate {
     $arguments = @('run', '--project', (Join-Path $Root 'Engine/ServiceKeeper.Simulation'), '-c', $Configuration, '--')
     if ($Seed -ge 0) { $arguments += @('--seed', $Seed) }

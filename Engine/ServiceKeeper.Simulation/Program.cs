@@ -1,7 +1,8 @@
 // servicekeeper-sim: runs the mirror and farm simulations for one seed (with their traces) or for many seeds.
 //   servicekeeper-sim --seed 42                 one seed, full traces (mirror, then farm)
 //   servicekeeper-sim --seeds 10000 [--from 1]  many seeds; each failing seed is replayed for its trace
-//   --model mirror|farm|both                    which protocol (default mirror; both: a seed runs one mirror and one farm schedule)
+//   --model mirror|farm|both                    which protocol (default both: a seed runs one mirror and one farm schedule)
+//   --farm-faults Crash,Partition,...           the farm's fault kinds (default all)
 //   --off WitnessCheck,GenerationComparison,WriteAckWait,StaleCheck,Resync   switch mirror protections off
 //   --farm-off PeerLossDetection,PeriodicHeartbeats                           switch farm protections off
 //   --witness on|off                            force the mirror configuration (default: chosen by the seed)
@@ -20,7 +21,7 @@ namespace ServiceKeeper.Simulation
             int seeds = 0, from = 1, traceLines = 80;
             var options = new SimOptions();
             var farm = new FarmSimOptions();
-            var model = "mirror";
+            var model = "both";
             for (var i = 0; i < args.Length; i++)
             {
                 string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException(args[i] + " needs a value");
@@ -43,7 +44,7 @@ namespace ServiceKeeper.Simulation
                         farm = farm with { FaultPhase = phase };
                         break;
                     default:
-                        Console.Error.WriteLine($"unknown argument {args[i]}; usage: servicekeeper-sim --seed N | --seeds COUNT [--from N] [--model mirror|farm|both] [--off PROTECTION] [--farm-off PROTECTION] [--witness on|off]");
+                        Console.Error.WriteLine($"unknown argument {args[i]}; usage: servicekeeper-sim --seed N | --seeds COUNT [--from N] [--model mirror|farm|both (default both)] [--off PROTECTION] [--farm-off PROTECTION] [--farm-faults KINDS] [--witness on|off]");
                         return 2;
                 }
             }

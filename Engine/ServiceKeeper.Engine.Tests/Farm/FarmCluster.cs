@@ -165,7 +165,7 @@ namespace ServiceKeeper.Engine.Tests.Farm
                 _queue.Enqueue((to.Name, new FarmPeerHeard(view)));
         }
 
-        private static bool Same(FarmView a, FarmView b) => a.State == b.State && a.InMap == b.InMap && a.SameMembers(b.Members);
+        private static bool Same(FarmView a, FarmView b) => a.State == b.State && a.InMap == b.InMap && a.Settled == b.Settled && a.SameMembers(b.Members);
 
         private void CheckInvariant(string when)
         {

@@ -389,6 +389,114 @@ namespace ServiceKeeper.Engine.Tests.Farm
             Assert.Null(farm["n1"].Filter);
         }
 
+        // sim seed 11 (--farm-faults Crash,Partition): the node whose start_both failed joined the map when its link came
+        // back, so the others released its share and nobody served it.
+        [Fact]
+        public void StartBothFailed_LinkDownAndUpAgain_StaysOutOfTheMap_AndThePeersKeepEveryBucket()
+        {
+            var farm = new FarmCluster(3);
+            farm["n1"].Outcome = p => p != FarmProcedure.StartApplication;
+            farm.StartAll();
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Contains("did not start", farm["n1"].Machine.Reason);
+
+            farm.Cut("n1");
+            farm.Advance(TimeSpan.FromSeconds(2));
+            farm.Heal("n1");
+            farm.Advance(TimeSpan.FromSeconds(5));
+
+            Assert.True(farm["n1"].State == FarmStateName.Wait, string.Join("\n", farm["n1"].Log));
+            Assert.False(farm["n1"].Machine.InMap);
+            Assert.Contains("did not start", farm["n1"].Machine.Reason);
+            Assert.Null(farm["n1"].Filter);
+            Assert.Equal(["n2", "n3"], farm["n2"].Machine.MemberNames);
+            Assert.Equal(256, farm["n2"].Owned + farm["n3"].Owned);
+            Assert.True(farm.Covered(), farm.Describe());
+            Assert.Empty(farm.Violations);
+
+            farm["n1"].Outcome = _ => true;
+            farm.Send("n1", new FarmRestartCommand());
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.True(farm["n1"].State == FarmStateName.Up && farm["n1"].Machine.Ready, farm.Describe());
+            Assert.True(farm.Covered(), farm.Describe());
+            Assert.Empty(farm.Violations);
+        }
+
+        [Fact]
+        public void RestartFailed_WaitResourceDownAndUp_DoesNotRejoinWithoutTheApplication()
+        {
+            var farm = Running();
+            farm["n2"].Outcome = p => p != FarmProcedure.StartApplication;
+            farm.Send("n2", Down("errd.nginx", CheckAction.Restart));
+            Assert.Contains("did not restart", farm["n2"].Machine.Reason);
+
+            farm.Send("n2", Down("ping.gw", CheckAction.Wait));
+            farm.Send("n2", Up("ping.gw", CheckAction.Wait));
+            farm.Advance(TimeSpan.FromSeconds(3));
+
+            Assert.Equal(FarmStateName.Wait, farm["n2"].State);
+            Assert.False(farm["n2"].Machine.InMap);
+            Assert.Equal(0, farm["n2"].Owned);
+            Assert.True(farm.Covered(), farm.Describe());
+            Assert.Empty(farm.Violations);
+        }
+
+        // sim seeds 412, 919: the node a share goes to rejoined after a cut and waited PeerTimeout for a peer that was down.
+        [Fact]
+        public void RejoiningNode_ASettledPeerWithTheSameMembers_VouchesForThePeersThatAreDown()
+        {
+            var farm = Running();
+            farm.Cut("n3"); // down for good: both others declared it lost
+            farm.Advance(TimeSpan.FromSeconds(2));
+            farm.Cut("n1");
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Equal(256, farm["n2"].Owned);
+
+            farm.Heal("n1");
+            farm.Advance(TimeSpan.FromMilliseconds(300)); // well before PeerTimeout: n3 is never heard
+
+            Assert.True(farm["n1"].State == FarmStateName.Up && farm["n1"].Machine.Ready, farm.Describe());
+            Assert.True(farm["n1"].Owned > 0, farm.Describe());
+            Assert.Equal(256, farm["n1"].Owned + farm["n2"].Owned);
+            Assert.Empty(farm.Violations);
+        }
+
+        [Fact]
+        public void NodesJoiningTogether_NoSettledPeer_WaitForThePeerTheyHaveNotHeard()
+        {
+            var farm = new FarmCluster(3);
+            farm["n3"].Connected = false; // running, unseen: it owns everything once alone
+            farm.Send("n3", new FarmStartCommand());
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Equal(256, farm["n3"].Owned);
+
+            farm.Send("n1", new FarmStartCommand());
+            farm.Send("n2", new FarmStartCommand());
+            farm.Advance(TimeSpan.FromMilliseconds(300));
+
+            // n1 and n2 agree with each other, but neither had heard every peer: neither vouches for n3.
+            Assert.Equal(0, farm["n1"].Owned);
+            Assert.Equal(0, farm["n2"].Owned);
+            farm.Advance(TimeSpan.FromSeconds(2));
+            Assert.Equal(256, farm["n1"].Owned + farm["n2"].Owned);
+            Assert.Empty(farm.Violations);
+        }
+
+        [Fact]
+        public void Payload_CarriesSettled_AndAPayloadWithoutItReadsAsNotSettled()
+        {
+            var view = new FarmView("n1", FarmStateName.Up, true, 42, [new FarmMember("n1", 42), new FarmMember("n2", 7)]) { Settled = true };
+
+            var back = FarmPayload.Decode("n1", FarmPayload.Encode(view));
+            var old = FarmPayload.Decode("n1", System.Text.Encoding.UTF8.GetBytes("""{"s":2,"m":true,"e":42,"v":["n1:42","n2:7"]}"""));
+
+            Assert.True(back!.Settled);
+            Assert.True(back.SameMembers(view.Members));
+            Assert.False(old!.Settled);
+            Assert.True(old.SameMembers(view.Members));
+            Assert.DoesNotContain("\"r\"", System.Text.Encoding.UTF8.GetString(FarmPayload.Encode(view with { Settled = false })));
+        }
+
         [Theory]
         [InlineData(1)]
         [InlineData(2)]

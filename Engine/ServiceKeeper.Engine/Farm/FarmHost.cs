@@ -558,10 +558,12 @@ namespace ServiceKeeper.Engine.Farm
             [property: JsonPropertyName("s")] FarmStateName State,
             [property: JsonPropertyName("m")] bool InMap,
             [property: JsonPropertyName("e")] long Epoch,
-            [property: JsonPropertyName("v")] string[]? Members);
+            [property: JsonPropertyName("v")] string[]? Members,
+            // Sent only when true; absent (older engines) reads as false, the safe value.
+            [property: JsonPropertyName("r"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool Settled = false);
 
         public static byte[] Encode(FarmView view) =>
-            JsonSerializer.SerializeToUtf8Bytes(new Wire(view.State, view.InMap, view.Epoch, view.Members.Select(m => m.ToString()).ToArray()));
+            JsonSerializer.SerializeToUtf8Bytes(new Wire(view.State, view.InMap, view.Epoch, view.Members.Select(m => m.ToString()).ToArray(), view.Settled));
 
         /// <summary>The view <paramref name="node"/> sent, or null when the payload is not a farm view.</summary>
         public static FarmView? Decode(string node, byte[] payload)
@@ -578,7 +580,7 @@ namespace ServiceKeeper.Engine.Farm
                         return null;
                     members.Add(new FarmMember(text[..colon], epoch));
                 }
-                return new FarmView(node, w.State, w.InMap, w.Epoch, members);
+                return new FarmView(node, w.State, w.InMap, w.Epoch, members) { Settled = w.Settled };
             }
             catch (JsonException)
             {

@@ -27,7 +27,8 @@
 //            resource down, restart    → WAIT(T): leave, SetCheckers(off), StopApplication, StartApplication
 //                                        → UP(T) joining (counts towards maxloop; beyond: stopstart)
 //            resource down, stopstart  → leave, stop as below, then start again (beyond maxloop: stop)
-//            resource down, wait       → WAIT(NR): leave; resource up again → UP(T) joining
+//            resource down, wait       → WAIT(NR): leave; resource up again → UP(T) joining (only with the
+//                                        application running: after a failed start_both it stays WAIT(NR))
 //            resource down, stop       → leave, stop
 //            resource down, noaction   → (logged only)
 //  WAIT/UP   stop                      → leave; SetCheckers(off), StopApplication, RemoveVip, RemoveFilter,
@@ -54,8 +55,9 @@
 //     other. So a bucket is never owned by two nodes that see each other (a double owner would answer
 //     the same SYN twice, and the losing node's RST would kill the new connection).
 //   * A joining node (start, back after a restart or after its link was down) has members = just
-//     itself until it hears the others; it takes nothing until it has heard every peer or PeerTimeout
-//     has passed (then it really is alone). A node whose link went down left the map (resource
+//     itself until it hears the others; it takes nothing until it has heard every peer, or a settled
+//     peer (UP, joined, connected since) gossips the same members, or PeerTimeout has passed (then it
+//     really is alone). A node whose link went down left the map (resource
 //     link.<interface>, action wait), so a node that was cut off comes back owning nothing and takes
 //     its share only after the others have released it: no double owner on rejoin.
 //   * Fallback: if views still disagree PeerTimeout after the last change (a peer hears us but we do
@@ -70,6 +72,7 @@
 // side's buckets and keep them until they hear each other (one pulse): new connections in that
 // window may be answered twice. Carrier loss (the usual cut) avoids it through link.<interface>.
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
 using ServiceKeeper.Contracts;
@@ -81,6 +84,12 @@ namespace ServiceKeeper.Engine.Farm
     public sealed class FarmMachine
     {
         private static readonly IReadOnlyList<int> None = Array.Empty<int>();
+        // Bucket maps by membership (names and powers), with one node's share of each. Assign costs 256 x members
+        // logarithms, and a peer that flaps brings the same few maps back; nothing here is ever written after it is
+        // cached, so the machines that share an entry cannot change it.
+        private sealed record MapShare(IReadOnlyList<string?> Map, int[] Share, bool[] InShare);
+        private static readonly ConcurrentDictionary<string, MapShare> MapCache = new(StringComparer.Ordinal);
+        private const int MapCacheLimit = 4096;
 
         private readonly FarmSettings _s;
         private readonly TimeProvider _time;
@@ -101,6 +110,14 @@ namespace ServiceKeeper.Engine.Farm
         private DateTimeOffset? _takeDeadline;
         private bool _filterDown;
         private bool _escalated;          // restarts exceeded maxloop and a stopstart was done: next time, stop
+        private bool _appRunning;         // start_both succeeded and no stop_both has begun since
+        private const string NotStarted = "the application did not start", NotRestarted = "the application did not restart";
+        // This node's share of Map (Recompute runs on every heartbeat: the share is computed once per map).
+        private IReadOnlyList<int> _share = None;
+        private bool[] _inShare = new bool[BucketMap.BucketCount];
+        // OwnedBuckets was last found within this target: no bucket to release until either changes.
+        private IReadOnlyList<int>? _checkedOwned, _checkedTarget;
+        private FarmView? _view;
 
         public FarmMachine(FarmSettings settings, TimeProvider time)
         {
@@ -113,7 +130,7 @@ namespace ServiceKeeper.Engine.Farm
             Since = time.GetUtcNow();
             Members = Array.Empty<FarmMember>();
             MemberNames = Array.Empty<string>();
-            Map = BucketMap.Assign(new Dictionary<string, int>());
+            SetMap(Array.Empty<string>());
         }
 
         public FarmSettings Settings => _s;
@@ -147,7 +164,15 @@ namespace ServiceKeeper.Engine.Farm
         /// only members: two nodes joining at the same moment each see the other out of the map until their
         /// views cross, and must not both take every bucket meanwhile.
         /// </summary>
-        public bool Agreed => _peers.Values.All(p => p.SameMembers(Members));
+        public bool Agreed
+        {
+            get
+            {
+                foreach (var p in _peers.Values)
+                    if (!p.SameMembers(Members)) return false;
+                return true;
+            }
+        }
 
         /// <summary>Buckets Map gives this node that it has not taken yet (waiting for agreement).</summary>
         public bool TakePending { get; private set; }
@@ -164,7 +189,17 @@ namespace ServiceKeeper.Engine.Farm
         public FarmProcedure? RunningProcedure => _op;
 
         /// <summary>What this node gossips in its heartbeats.</summary>
-        public FarmView View => new(_s.Node, State, InMap, Epoch, Members);
+        public FarmView View
+        {
+            get
+            {
+                var v = _view;
+                var settled = State == FarmStateName.Up && Ready && InMap;
+                if (v == null || v.State != State || v.InMap != InMap || v.Epoch != Epoch || v.Settled != settled || !ReferenceEquals(v.Members, Members))
+                    _view = v = new FarmView(_s.Node, State, InMap, Epoch, Members) { Settled = settled };
+                return v;
+            }
+        }
 
         public IReadOnlyList<FarmAction> Handle(FarmEvent e)
         {
@@ -210,9 +245,10 @@ namespace ServiceKeeper.Engine.Farm
                 {
                     if (!ok)
                     {
-                        Enter(FarmStateName.Wait, false, "the application did not start" + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog, then Restart-SKModule");
+                        Enter(FarmStateName.Wait, false, NotStarted + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog, then Restart-SKModule");
                         return;
                     }
+                    _appRunning = true;
                     // Filter before VIP: with the VIP and no filter the node would answer every connection
                     // and every ARP request with its own MAC (the client would then send everything here).
                     Install();
@@ -257,7 +293,7 @@ namespace ServiceKeeper.Engine.Farm
 
         private void OnPeerHeard(FarmView view)
         {
-            if (view.Node == _s.Node || !_s.Nodes.Contains(view.Node, StringComparer.Ordinal)) return;
+            if (view.Node == _s.Node || !IsNode(view.Node)) return;
             var known = _peers.TryGetValue(view.Node, out var before);
             _peers[view.Node] = view;
             if (!known) Log($"{view.Node} seen: {Name(view.State)}{(view.InMap ? ", in the map" : "")}");
@@ -294,33 +330,46 @@ namespace ServiceKeeper.Engine.Farm
         }
 
         /// <summary>New members → new map: release lost buckets now, take gained ones when the views agree.</summary>
+        /// <remarks>Runs on every heartbeat: the usual case (same members, nothing to release) allocates nothing.</remarks>
         private void Recompute()
         {
-            var members = _peers.Values.Where(p => p.InMap).Select(p => new FarmMember(p.Node, p.Epoch));
-            if (InMap) members = members.Append(new FarmMember(_s.Node, Epoch));
-            var sorted = members.OrderBy(m => m.Node, StringComparer.Ordinal).ToList();
-            var changed = !sorted.SequenceEqual(Members);
+            var changed = !MembersAreCurrent();
             if (changed)
             {
+                var sorted = new List<FarmMember>(_peers.Count + 1);
+                foreach (var p in _peers.Values)
+                    if (p.InMap) sorted.Add(new FarmMember(p.Node, p.Epoch));
+                if (InMap) sorted.Add(new FarmMember(_s.Node, Epoch));
+                sorted.Sort((a, b) => StringComparer.Ordinal.Compare(a.Node, b.Node)); // names are unique
                 var names = sorted.Select(m => m.Node).ToList();
                 var namesChanged = !names.SequenceEqual(MemberNames, StringComparer.Ordinal);
                 Members = sorted;
                 MemberNames = names;
                 if (namesChanged)
                 {
-                    Map = BucketMap.Assign(names.ToDictionary(n => n, _s.PowerOf, StringComparer.Ordinal));
+                    SetMap(names);
                     Log($"view: {(names.Count == 0 ? "nobody" : string.Join(", ", names))}; this node's share: {Target().Count} of {BucketMap.BucketCount} buckets");
                 }
             }
             if (!FilterInstalled) return;
             var target = Target();
-            var keep = OwnedBuckets.Intersect(target).ToList();
-            if (keep.Count != OwnedBuckets.Count)
+            if (!ReferenceEquals(_checkedOwned, OwnedBuckets) || !ReferenceEquals(_checkedTarget, target))
             {
-                Log($"released {OwnedBuckets.Count - keep.Count} bucket(s)");
-                SetOwned(keep, install: false);
+                var kept = 0;
+                for (var i = 0; i < OwnedBuckets.Count; i++)
+                    if (InTarget(OwnedBuckets[i])) kept++;
+                if (kept != OwnedBuckets.Count)
+                {
+                    var keep = new List<int>(kept);
+                    for (var i = 0; i < OwnedBuckets.Count; i++)
+                        if (InTarget(OwnedBuckets[i])) keep.Add(OwnedBuckets[i]);
+                    Log($"released {OwnedBuckets.Count - kept} bucket(s)");
+                    SetOwned(keep, install: false);
+                }
+                _checkedOwned = OwnedBuckets;
+                _checkedTarget = target;
             }
-            TakePending = keep.Count != target.Count;
+            TakePending = OwnedBuckets.Count != target.Count; // owned is within the target here
             if (!TakePending) _takeDeadline = null;
             else if (changed || _takeDeadline == null) _takeDeadline = _time.GetUtcNow() + _s.PeerTimeout;
             TryTake();
@@ -331,8 +380,7 @@ namespace ServiceKeeper.Engine.Farm
             if (TakePending)
             {
                 var now = _time.GetUtcNow();
-                var discovered = !_joining || _s.Nodes.All(n => n == _s.Node || _peers.ContainsKey(n)) || now >= _discoveryUntil;
-                var agreed = Agreed && discovered;
+                var agreed = Agreed && (!_joining || _s.Nodes.All(n => n == _s.Node || _peers.ContainsKey(n)) || now >= _discoveryUntil || SettledPeerAgrees());
                 if (agreed || now >= _takeDeadline)
                 {
                     var target = Target();
@@ -350,7 +398,73 @@ namespace ServiceKeeper.Engine.Farm
             }
         }
 
-        private IReadOnlyList<int> Target() => InMap ? BucketMap.BucketsOf(Map, _s.Node) : None;
+        private IReadOnlyList<int> Target() => InMap ? _share : None;
+
+        // sim seeds 412, 919 (a crash, then the cables of the nodes the orphaned share went to pulled in turn): a node that
+        // joins waits PeerTimeout for the peers it has not heard, and here they were down: each rejoin of the share's
+        // next owner added PeerTimeout to the orphan. A settled peer (joined, connected since) that gossips the same
+        // members as this node vouches for the silent ones: a peer it leaves out is lost to it or out of the map, so this
+        // node's share is released by everyone who could hold it, as much as after waiting (an unheard peer that owns
+        // buckets would be in the settled peer's members, and the views would differ).
+        private bool SettledPeerAgrees()
+        {
+            foreach (var p in _peers.Values)
+                if (p.Settled && p.InMap && p.SameMembers(Members)) return true;
+            return false;
+        }
+
+        private bool InTarget(int bucket) => InMap && _inShare[bucket];
+
+        [System.Diagnostics.CodeAnalysis.MemberNotNull(nameof(Map))]
+        private void SetMap(IReadOnlyList<string> names)
+        {
+            var key = _s.Node + ":" + string.Join(",", names.Select(n => n + "=" + _s.PowerOf(n)));
+            if (!MapCache.TryGetValue(key, out var entry))
+            {
+                var map = Array.AsReadOnly(BucketMap.Assign(names.ToDictionary(n => n, _s.PowerOf, StringComparer.Ordinal)));
+                var share = BucketMap.BucketsOf(map, _s.Node).ToArray();
+                var inShare = new bool[BucketMap.BucketCount];
+                foreach (var b in share) inShare[b] = true;
+                entry = new MapShare(map, share, inShare);
+                if (MapCache.Count >= MapCacheLimit) MapCache.Clear();
+                MapCache.TryAdd(key, entry);
+            }
+            Map = entry.Map;
+            _share = entry.Share;
+            _inShare = entry.InShare;
+        }
+
+        /// <summary>Members already names exactly this node (when in the map) and the in-map peers, with their epochs.</summary>
+        private bool MembersAreCurrent()
+        {
+            var count = 0;
+            if (InMap)
+            {
+                if (!HasMember(_s.Node, Epoch)) return false;
+                count++;
+            }
+            foreach (var p in _peers.Values)
+            {
+                if (!p.InMap) continue;
+                if (!HasMember(p.Node, p.Epoch)) return false;
+                count++;
+            }
+            return count == Members.Count; // names are unique in both, so equal counts make equal sets
+        }
+
+        private bool HasMember(string node, long epoch)
+        {
+            for (var i = 0; i < Members.Count; i++)
+                if (Members[i].Epoch == epoch && string.Equals(Members[i].Node, node, StringComparison.Ordinal)) return true;
+            return false;
+        }
+
+        private bool IsNode(string node)
+        {
+            for (var i = 0; i < _s.Nodes.Count; i++)
+                if (string.Equals(_s.Nodes[i], node, StringComparison.Ordinal)) return true;
+            return false;
+        }
 
         private void Install()
         {
@@ -361,7 +475,10 @@ namespace ServiceKeeper.Engine.Farm
 
         private void SetOwned(IReadOnlyList<int> owned, bool install)
         {
-            OwnedBuckets = owned.OrderBy(b => b).ToArray();
+            var sorted = new int[owned.Count];
+            for (var i = 0; i < sorted.Length; i++) sorted[i] = owned[i];
+            Array.Sort(sorted);
+            OwnedBuckets = sorted;
             Emit(new ApplyFilter(OwnedBuckets, install, ++FilterVersion));
         }
 
@@ -400,8 +517,19 @@ namespace ServiceKeeper.Engine.Farm
                 _deferred.RemoveAll(d => d.Resource == r.Resource);
                 if (_waitingOn.Remove(r.Resource) && _waitingOn.Count == 0 && State == FarmStateName.Wait && _op == null && !_stopRequested)
                 {
-                    Log($"{r.Resource} is up again: back into the map");
-                    Join();
+                    // sim seed 11: a node whose start_both had failed went WAIT for link.eth0 (cable pulled) and joined the
+                    // map when the link came back, with no application, filter or VIP: the others released its share to a
+                    // node that never took it, orphaned until the admin restarted it. Only a running application rejoins.
+                    if (_appRunning)
+                    {
+                        Log($"{r.Resource} is up again: back into the map");
+                        Join();
+                    }
+                    else
+                    {
+                        Log($"{r.Resource} is up again, but the application is not running: staying out of the map");
+                        Enter(FarmStateName.Wait, false, (FilterInstalled ? NotRestarted : NotStarted) + "; see Get-SKLog, then Restart-SKModule");
+                    }
                 }
                 return;
             }
@@ -468,6 +596,7 @@ namespace ServiceKeeper.Engine.Farm
 
         private void RestartApplication()
         {
+            _appRunning = false;
             SetCheckersRunning(false);
             _waitingOn.Clear();
             Enter(FarmStateName.Wait, false, "restarting the application: stop_both");
@@ -478,9 +607,10 @@ namespace ServiceKeeper.Engine.Farm
                 {
                     if (!ok)
                     {
-                        Enter(FarmStateName.Wait, false, "the application did not restart" + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog");
+                        Enter(FarmStateName.Wait, false, NotRestarted + (detail == null ? "" : $" ({detail})") + "; see Get-SKLog");
                         return;
                     }
+                    _appRunning = true;
                     SetCheckersRunning(true);
                     Join();
                 });
@@ -539,6 +669,7 @@ namespace ServiceKeeper.Engine.Farm
         private void StopNow()
         {
             _draining = false;
+            _appRunning = false;
             SetCheckersRunning(false);
             Enter(State, false, "stopping: stop_both");
             Run(FarmProcedure.StopApplication, (_, _) =>

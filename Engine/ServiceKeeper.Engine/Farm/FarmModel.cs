@@ -52,10 +52,25 @@ namespace ServiceKeeper.Engine.Farm
     /// </summary>
     public sealed record FarmView(string Node, FarmStateName State, bool InMap, long Epoch, IReadOnlyList<FarmMember> Members)
     {
-        public bool SameMembers(IReadOnlyList<FarmMember> other) => Members.SequenceEqual(other);
+        /// <summary>
+        /// UP, in the map and done joining: the node has heard every live peer (or waited PeerTimeout for the silent ones)
+        /// and has been connected since, so a node its members leave out is lost to it or out of the map. False from
+        /// peers that do not send it (older engines): the safe value.
+        /// </summary>
+        public bool Settled { get; init; }
+
+        public bool SameMembers(IReadOnlyList<FarmMember> other)
+        {
+            // Called for every peer on every heartbeat: no LINQ enumerators here.
+            if (ReferenceEquals(Members, other)) return true;
+            if (other is null || Members.Count != other.Count) return false;
+            for (var i = 0; i < Members.Count; i++)
+                if (!Members[i].Equals(other[i])) return false;
+            return true;
+        }
 
         public override string ToString() =>
-            $"{Node} {FarmMachine.Name(State)}{(InMap ? $" in map since {Epoch}" : "")} [{string.Join(",", Members)}]";
+            $"{Node} {FarmMachine.Name(State)}{(InMap ? $" in map since {Epoch}" : "")}{(Settled ? " settled" : "")} [{string.Join(",", Members)}]";
     }
 
     /// <summary>Inputs of the farm machine.</summary>
