@@ -8,9 +8,12 @@
 //   Session keys: kPS = HMAC(clusterKey, "kPS" | nonceS | nonceP), kSP likewise; one per direction.
 //
 // Frame (integers little-endian):  u32 N | u8 type | N bytes payload | tag[16]
-//   tag = first 16 bytes of HMAC-SHA256(session key of the direction, u64 frameCounter | u32 N | type | payload).
-//   The frame counter is implicit (0, 1, 2... per direction), so a replayed, dropped or reordered frame fails
-//   its tag. A frame with a bad tag, a bad length or a bad layout closes the connection and is counted.
+//   tag = GMAC (AES-256-GCM with no plaintext) under the session key of the direction, nonce = u64 frameCounter
+//   | 4 zero bytes, authenticated data = u64 frameCounter | u32 N | type | payload. The frame counter is implicit
+//   (0, 1, 2... per direction) and each session has fresh keys, so a nonce never repeats under a key, and a
+//   replayed, dropped or reordered frame fails its tag. GMAC rather than HMAC-SHA256: with AES-NI/PCLMUL it runs
+//   at several GB/s where HMAC-SHA256 measured 0.3-0.5 GB/s here, and every replicated byte is MACed on both
+//   nodes. A frame with a bad tag, a bad length or a bad layout closes the connection and is counted.
 //
 // Primary → secondary, every frame carries a sequence number (u64, +1 per frame) the secondary applies in
 // order: Mutation (live or resync data), ScanRequest, HashRequest, InSync, Progress.
@@ -313,7 +316,7 @@ namespace ServiceKeeper.Engine.Replication
         private const int MaxBatchFrames = 1000; // one sendmsg: below IOV_MAX (1024)
 
         private readonly Socket _socket;
-        private readonly byte[] _sendKey, _receiveKey;
+        private readonly AesGcm _sendMac, _receiveMac;
         private readonly Queue<OutFrame> _queue = new();
         private readonly Thread _writer;
         private readonly Action<Exception?> _closed;
@@ -329,8 +332,8 @@ namespace ServiceKeeper.Engine.Replication
         public FrameConnection(Socket socket, (byte[] send, byte[] receive) keys, string name, Action<Exception?> closed)
         {
             _socket = socket;
-            _sendKey = keys.send;
-            _receiveKey = keys.receive;
+            _sendMac = new AesGcm(keys.send, OutFrame.TagBytes);
+            _receiveMac = new AesGcm(keys.receive, OutFrame.TagBytes);
             _closed = closed;
             _socket.NoDelay = true;
             _socket.SendBufferSize = 4 << 20;
@@ -362,7 +365,7 @@ namespace ServiceKeeper.Engine.Replication
         {
             var batch = new List<OutFrame>();
             var segments = new List<ArraySegment<byte>>();
-            var mac = new byte[32];
+            var nonce = new byte[12];
             try
             {
                 while (true)
@@ -387,8 +390,8 @@ namespace ServiceKeeper.Engine.Replication
                         BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(OutFrame.CounterAt), _sendCounter++);
                         BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(OutFrame.HeaderAt), n);
                         b[OutFrame.HeaderAt + 4] = (byte)f.Type;
-                        HMACSHA256.HashData(_sendKey, b.AsSpan(0, OutFrame.PayloadAt + n), mac);
-                        mac.AsSpan(0, OutFrame.TagBytes).CopyTo(b.AsSpan(OutFrame.PayloadAt + n));
+                        b.AsSpan(OutFrame.CounterAt, 8).CopyTo(nonce);
+                        _sendMac.Encrypt(nonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, b.AsSpan(OutFrame.PayloadAt + n, OutFrame.TagBytes), b.AsSpan(0, OutFrame.PayloadAt + n));
                         segments.Add(new ArraySegment<byte>(b, OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
                     }
                     SendAll(segments, bytes);
@@ -464,10 +467,17 @@ namespace ServiceKeeper.Engine.Replication
             Fill(5 + n + OutFrame.TagBytes);
             int h = _rxStart;
             BinaryPrimitives.WriteUInt64LittleEndian(_rx.AsSpan(h - 8), _receiveCounter);
-            Span<byte> mac = stackalloc byte[32];
-            HMACSHA256.HashData(_receiveKey, _rx.AsSpan(h - 8, 8 + 5 + n), mac);
-            if (!CryptographicOperations.FixedTimeEquals(mac[..OutFrame.TagBytes], _rx.AsSpan(h + 5 + n, OutFrame.TagBytes)))
+            Span<byte> nonce = stackalloc byte[12];
+            nonce.Clear();
+            BinaryPrimitives.WriteUInt64LittleEndian(nonce, _receiveCounter);
+            try
+            {
+                _receiveMac.Decrypt(nonce, ReadOnlySpan<byte>.Empty, _rx.AsSpan(h + 5 + n, OutFrame.TagBytes), Span<byte>.Empty, _rx.AsSpan(h - 8, 8 + 5 + n));
+            }
+            catch (AuthenticationTagMismatchException)
+            {
                 throw new ProtocolException("frame failed authentication");
+            }
             _receiveCounter++;
             _rxStart = h + 5 + n + OutFrame.TagBytes;
             payload = new ArraySegment<byte>(_rx, h + 5, n);
