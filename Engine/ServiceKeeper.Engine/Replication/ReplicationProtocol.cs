@@ -16,7 +16,8 @@
 //   nodes. A frame with a bad tag, a bad length or a bad layout closes the connection and is counted.
 //
 // Primary → secondary, every frame carries a sequence number (u64, +1 per frame) the secondary applies in
-// order: Mutation (live or resync data), ScanRequest, HashRequest, InSync, Progress.
+// order: Mutation (live or resync data), ScanRequest, HashRequest, ZoneHashRequest (block hashes of listed
+// ranges, answered with one HashReply), InSync, Progress.
 // Secondary → primary: Request (once, after the handshake: what it has and wants), Ack (cumulative:
 // applied-through and durable-through sequence, plus each non-zero result), ScanReply, HashReply, Failure.
 using System;
@@ -39,6 +40,7 @@ namespace ServiceKeeper.Engine.Replication
         HashRequest = 3,
         InSync = 4,
         Progress = 5,
+        ZoneHashRequest = 6,
         Request = 10,
         Ack = 11,
         ScanReply = 12,

@@ -865,6 +865,13 @@ namespace ServiceKeeper.Engine.Replication
                             int zone = _options.ZoneBytes;
                             var ranges = item.Zones.Select(z => (off: z * zone, len: (long)zone, z)).ToList();
                             await UnderFileLockAsync(t, item, path => { item.PlannedBytes = SizeOf(t, path); return true; }).ConfigureAwait(false);
+                            int compare = _options.ZoneCompareBlockBytes;
+                            if (compare > 0 && compare < zone && zone % compare == 0 && Chunk % zone == 0)
+                            {
+                                // Dirty zones compared block by block with the secondary's copy: only differing blocks travel.
+                                await ZoneHashSyncAsync(s, t, item, buffer, ct).ConfigureAwait(false);
+                                ranges.Clear();
+                            }
                             if (item.TruncatedFrom < item.PlannedBytes)
                                 for (long o = item.TruncatedFrom; o < item.PlannedBytes; o += Chunk) ranges.Add((o, Math.Min(Chunk, item.PlannedBytes - o), -1));
                             foreach (var (off0, len, z) in ranges)
@@ -908,6 +915,88 @@ namespace ServiceKeeper.Engine.Replication
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        /// <summary>
+        /// Journal resync of one file's dirty zones by comparison: one ZoneHashRequest per group of zones (ordered in
+        /// the stream like any mutation, so the hashes are the secondary's state at that point), then each zone is read
+        /// here under the file lock and only the blocks whose hash differs are sent. A live write between the request
+        /// and the read makes its block differ (sent again, ordered after it) or is replicated itself: either way the
+        /// copies end equal. A zone is cleared in the journal once its last write is acknowledged, or at once when
+        /// nothing in it differed.
+        /// </summary>
+        private async Task ZoneHashSyncAsync(Session s, TreeState t, DataItem item, byte[] buffer, CancellationToken ct)
+        {
+            var progress = s.Progress!;
+            int zone = _options.ZoneBytes, block = _options.ZoneCompareBlockBytes, perZone = zone / block;
+            const int ZonesPerRequest = 256;
+            var mine = new byte[32];
+            var zones = item.Zones.OrderBy(z => z).ToList();
+            var runs = new List<(int Start, int End)>();
+            for (int g = 0; g < zones.Count; g += ZonesPerRequest)
+            {
+                ct.ThrowIfCancellationRequested();
+                var group = zones.GetRange(g, Math.Min(ZonesPerRequest, zones.Count - g));
+                uint id = Interlocked.Increment(ref s.NextRequest);
+                Task<object>? reply = null;
+                await UnderFileLockAsync(t, item, path =>
+                {
+                    var f = NewFrame(MsgType.ZoneHashRequest, 64 + path.Length * 3 + group.Count * 12);
+                    f.U16((ushort)t.Index); f.U32(id); f.Str(path); f.I32(block); f.U32((uint)group.Count);
+                    foreach (var z in group) { f.I64(z * zone); f.I32(perZone); }
+                    reply = Ask(s, f, id, t);
+                    return true;
+                }).ConfigureAwait(false);
+                if (reply == null) return;
+                var answer = (HashAnswer)await reply.WaitAsync(ct).ConfigureAwait(false);
+                bool usable = answer.Result == 0 && answer.Hashes.Length == group.Count * perZone * HashBytes;
+                for (int gi = 0; gi < group.Count; gi++)
+                {
+                    long z = group[gi], off = z * zone;
+                    await _resyncWindow.TakeAsync(zone, ct).ConfigureAwait(false);
+                    int sent = 0, n = 0;
+                    await UnderFileLockAsync(t, item, path =>
+                    {
+                        n = ReadAt(t, path, buffer, off, zone);
+                        if (n <= 0) return false;
+                        runs.Clear();
+                        int runStart = -1;
+                        for (int k = 0; k <= perZone; k++)
+                        {
+                            int at = k * block;
+                            bool differs = false;
+                            if (k < perZone && at < n)
+                            {
+                                int len = Math.Min(block, n - at);
+                                differs = !usable || off + at + len > answer.Size;
+                                if (!differs)
+                                {
+                                    SHA256.HashData(buffer.AsSpan(at, len), mine);
+                                    differs = !mine.AsSpan(0, HashBytes).SequenceEqual(answer.Hashes.AsSpan((gi * perZone + k) * HashBytes, HashBytes));
+                                }
+                            }
+                            if (differs && runStart < 0) runStart = at;
+                            if (!differs && runStart >= 0)
+                            {
+                                runs.Add((runStart, Math.Min(at, n)));
+                                runStart = -1;
+                            }
+                        }
+                        bool whole = n == zone;
+                        for (int i = 0; i < runs.Count; i++)
+                        {
+                            var (a, b) = runs[i];
+                            if (!SendResync(s, t, new FsMutation { Op = FsOp.Write, Path = path, Offset = off + a, Data = buffer.AsMemory(a, b - a) }, item,
+                                whole && i == runs.Count - 1 ? z : -1)) return false;
+                            sent += b - a;
+                        }
+                        if (runs.Count == 0 && whole) t.Journal.ClearZone(path, z, t.ResyncMark);
+                        return true;
+                    }).ConfigureAwait(false);
+                    _resyncWindow.Release(zone - sent);
+                    progress.Done(Math.Max(n, 0));
+                }
             }
         }
 
