@@ -77,6 +77,8 @@ namespace ServiceKeeper.Engine.Replication
             public DataItem? Item;
             public long Zone = -1;
             public TaskCompletionSource? Waiter;
+            /// <summary>The last part of a write sent in parts: every part, in order.</summary>
+            public Pending[]? Parts;
         }
 
         private readonly record struct LockSet(TreeState Tree, int Namespace, int Stripe1, int Stripe2);
@@ -241,6 +243,7 @@ namespace ServiceKeeper.Engine.Replication
                         }
                     }
                 }
+                if (m.Op == FsOp.Write && m.Data.Length > PartBytes) return BeginParts(t, m, locks);
                 var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(m) + 16);
                 f.U16((ushort)t.Index);
                 MessageCodec.WriteMutation(f, m);
@@ -272,6 +275,48 @@ namespace ServiceKeeper.Engine.Replication
             }
         }
 
+        /// <summary>
+        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: the writer
+        /// MACs and sends the first while the next is queued, the secondary verifies and applies it while the rest is
+        /// on the way (one 1 MiB frame serialises MAC, transfer, MAC check and pwrite). The ticket is the last part;
+        /// acknowledgements are cumulative, so when it is done every part is, and Complete checks each part's result.
+        /// </summary>
+        private MutationTicket BeginParts(TreeState t, FsMutation m, LockSet locks)
+        {
+            int n = (m.Data.Length + PartBytes - 1) / PartBytes;
+            var frames = new OutFrame[n];
+            var parts = new Pending[n];
+            for (int i = 0; i < n; i++)
+            {
+                int at = i * PartBytes, len = Math.Min(PartBytes, m.Data.Length - at);
+                var part = new FsMutation { Op = FsOp.Write, Path = m.Path, Offset = m.Offset + at, Data = m.Data.Slice(at, len), Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid };
+                var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(part) + 16);
+                f.U16((ushort)t.Index);
+                MessageCodec.WriteMutation(f, part);
+                frames[i] = f;
+                parts[i] = new Pending
+                {
+                    Kind = PendingKind.Live, Tree = t, Op = FsOp.Write, Path = m.Path, Offset = part.Offset, Length = len, Flags = m.Flags, Bytes = len,
+                };
+            }
+            var last = parts[n - 1];
+            last.Locks = locks;
+            last.Parts = parts;
+            lock (_gate)
+            {
+                if (_state == SourceState.Alone)
+                {
+                    foreach (var f in frames) f.Release();
+                    t.Journal.Mark(m);
+                    return new MutationTicket(0, new LocalTicket(locks));
+                }
+                for (int i = 0; i < n; i++) EnqueueLocked(frames[i], parts[i]);
+            }
+            return new MutationTicket(last.Seq, last);
+        }
+
+        private const int PartBytes = 256 << 10;
+
         private int Complete(MutationTicket ticket, int localResult)
         {
             switch (ticket.State)
@@ -286,7 +331,12 @@ namespace ServiceKeeper.Engine.Replication
             lock (_gate)
             {
                 while (!p.Done) Monitor.Wait(_gate);
-                if (p.Acked && p.RemoteResult != localResult) Diverged(p, localResult);
+                if (p.Parts != null)
+                {
+                    foreach (var part in p.Parts)
+                        if (part.Acked && part.RemoteResult != localResult) { Diverged(part, localResult); break; }
+                }
+                else if (p.Acked && p.RemoteResult != localResult) Diverged(p, localResult);
             }
             return localResult;
         }
@@ -946,6 +996,13 @@ namespace ServiceKeeper.Engine.Replication
                     f.U16((ushort)t.Index); f.U32(id); f.Str(path); f.I32(block); f.U32((uint)group.Count);
                     foreach (var z in group) { f.I64(z * zone); f.I32(perZone); }
                     reply = Ask(s, f, id, t);
+                    // Our reads of these zones start now, while the secondary reads and hashes its copy.
+                    try
+                    {
+                        using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                        NativeFs.WillNeed(h, group.Select(z => (z * zone, (long)zone)));
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
                     return true;
                 }).ConfigureAwait(false);
                 if (reply == null) return;

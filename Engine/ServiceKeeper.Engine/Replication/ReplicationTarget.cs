@@ -499,6 +499,7 @@ namespace ServiceKeeper.Engine.Replication
             {
                 using var h = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
                 size = RandomAccess.GetLength(h);
+                NativeFs.WillNeed(h, ranges.Select(x => (x.Start, (long)x.Count * block)));
                 int longest = ranges.Max(x => x.Count);
                 var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min((long)longest * block, 16 << 20));
                 try
