@@ -326,7 +326,7 @@ namespace ServiceKeeper.Engine.Replication
         private readonly Thread _writer;
         private readonly Action<Exception?> _closed;
         private ulong _sendCounter, _receiveCounter;
-        private bool _closing;
+        private bool _closing, _sending;
         private int _closedOnce;
         private long _queuedBytes;
 
@@ -354,57 +354,128 @@ namespace ServiceKeeper.Engine.Replication
         /// <summary>Bytes queued and not yet written to the socket.</summary>
         public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
-        /// <summary>Queues a frame; it is released by the writer. False when the connection is closed.</summary>
-        public bool Send(OutFrame frame)
+        /// <summary>
+        /// Queues a frame; it is released once sent. False when the connection is closed. <paramref name="inline"/>:
+        /// when nobody is sending, the calling thread MACs and sends the queue itself (no wake-up of the writer thread
+        /// and no context switch on the round trip's path: worth it for small frames such as acknowledgements and small
+        /// writes); otherwise the writer thread sends, in parallel with the caller. Never call with inline while holding
+        /// a lock the reading side needs: the send may block until the peer reads.
+        /// </summary>
+        public bool Send(OutFrame frame, bool inline = false) => Send(frame, inline ? SendMode.Inline : SendMode.Writer);
+
+        /// <summary>Deferred: queued in order, and the caller calls <see cref="Flush"/> once it released its locks.</summary>
+        public enum SendMode { Writer, Inline, Deferred }
+
+        public bool Send(OutFrame frame, SendMode mode)
         {
             lock (_queue)
             {
                 if (_closing) { frame.Release(); return false; }
                 _queue.Enqueue(frame);
                 _queuedBytes += frame.WireLength;
-                if (_queue.Count == 1) Monitor.Pulse(_queue);
+                if (_sending || mode == SendMode.Deferred) return true; // the sender takes it in its next batch
+                if (mode == SendMode.Writer) { Monitor.Pulse(_queue); return true; }
+                _sending = true;
             }
+            DrainInline();
             return true;
+        }
+
+        /// <summary>Sends what Deferred sends queued, in the calling thread, unless a sender is at work (it takes them).</summary>
+        public void Flush()
+        {
+            lock (_queue)
+            {
+                if (_sending || _closing || _queue.Count == 0) return;
+                _sending = true;
+            }
+            DrainInline();
+        }
+
+        private void DrainInline()
+        {
+            var w = _inlineWork ??= new SendWork();
+            try
+            {
+                Drain(w);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+            {
+                w.ReleaseAll();
+                Close(e);
+            }
+        }
+
+        /// <summary>Per-thread buffers of a sender.</summary>
+        private sealed class SendWork
+        {
+            public readonly List<OutFrame> Batch = new();
+            public readonly List<ArraySegment<byte>> Segments = new();
+            public readonly byte[] Nonce = new byte[12];
+
+            public void ReleaseAll()
+            {
+                foreach (var f in Batch) f.Release();
+                Batch.Clear();
+                Segments.Clear();
+            }
+        }
+
+        [ThreadStatic] private static SendWork? _inlineWork;
+
+        /// <summary>Whoever set _sending sends batches until the queue is empty, then clears it.</summary>
+        private void Drain(SendWork w)
+        {
+            while (true)
+            {
+                long bytes = 0;
+                lock (_queue)
+                {
+                    if (_queue.Count == 0 || _closing)
+                    {
+                        _sending = false;
+                        if (_queue.Count > 0 || _closing) Monitor.Pulse(_queue);
+                        return;
+                    }
+                    while (_queue.Count > 0 && (w.Batch.Count == 0 || bytes + _queue.Peek().WireLength <= BatchBytes) && w.Batch.Count < MaxBatchFrames)
+                    {
+                        var f = _queue.Dequeue();
+                        w.Batch.Add(f);
+                        bytes += f.WireLength;
+                    }
+                    _queuedBytes -= bytes;
+                }
+                foreach (var f in w.Batch)
+                {
+                    var b = f.Buffer;
+                    int n = f.PayloadLength;
+                    BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(OutFrame.CounterAt), _sendCounter++);
+                    BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(OutFrame.HeaderAt), n);
+                    b[OutFrame.HeaderAt + 4] = (byte)f.Type;
+                    b.AsSpan(OutFrame.CounterAt, 8).CopyTo(w.Nonce);
+                    _sendMac.Encrypt(w.Nonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, b.AsSpan(OutFrame.PayloadAt + n, OutFrame.TagBytes), b.AsSpan(0, OutFrame.PayloadAt + n));
+                    w.Segments.Add(new ArraySegment<byte>(b, OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
+                }
+                SendAll(w.Segments, bytes);
+                Interlocked.Add(ref BytesSent, bytes);
+                w.ReleaseAll();
+            }
         }
 
         private void WriterLoop()
         {
-            var batch = new List<OutFrame>();
-            var segments = new List<ArraySegment<byte>>();
-            var nonce = new byte[12];
+            var w = new SendWork();
             try
             {
                 while (true)
                 {
-                    long bytes = 0;
                     lock (_queue)
                     {
-                        while (_queue.Count == 0 && !_closing) Monitor.Wait(_queue);
+                        while ((_queue.Count == 0 || _sending) && !_closing) Monitor.Wait(_queue);
                         if (_closing) break;
-                        while (_queue.Count > 0 && (batch.Count == 0 || bytes + _queue.Peek().WireLength <= BatchBytes) && batch.Count < MaxBatchFrames)
-                        {
-                            var f = _queue.Dequeue();
-                            batch.Add(f);
-                            bytes += f.WireLength;
-                        }
-                        _queuedBytes -= bytes;
+                        _sending = true;
                     }
-                    foreach (var f in batch)
-                    {
-                        var b = f.Buffer;
-                        int n = f.PayloadLength;
-                        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(OutFrame.CounterAt), _sendCounter++);
-                        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(OutFrame.HeaderAt), n);
-                        b[OutFrame.HeaderAt + 4] = (byte)f.Type;
-                        b.AsSpan(OutFrame.CounterAt, 8).CopyTo(nonce);
-                        _sendMac.Encrypt(nonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, b.AsSpan(OutFrame.PayloadAt + n, OutFrame.TagBytes), b.AsSpan(0, OutFrame.PayloadAt + n));
-                        segments.Add(new ArraySegment<byte>(b, OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
-                    }
-                    SendAll(segments, bytes);
-                    Interlocked.Add(ref BytesSent, bytes);
-                    foreach (var f in batch) f.Release();
-                    batch.Clear();
-                    segments.Clear();
+                    Drain(w);
                 }
                 Close(null);
             }
@@ -414,7 +485,7 @@ namespace ServiceKeeper.Engine.Replication
             }
             finally
             {
-                foreach (var f in batch) f.Release();
+                w.ReleaseAll();
                 lock (_queue) { while (_queue.Count > 0) _queue.Dequeue().Release(); }
             }
         }

@@ -244,6 +244,7 @@ namespace ServiceKeeper.Engine.Replication
                     }
                 }
                 if (m.Op == FsOp.Write && m.Data.Length > PartBytes) return BeginParts(t, m, locks);
+                FrameConnection? inline = null;
                 var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(m) + 16);
                 f.U16((ushort)t.Index);
                 MessageCodec.WriteMutation(f, m);
@@ -264,8 +265,10 @@ namespace ServiceKeeper.Engine.Replication
                     // Journal entries follow their files even while replicating, so a later resync finds them.
                     if (m.Op is FsOp.Rename or FsOp.Unlink or FsOp.Rmdir) t.Journal.Mark(m);
                     if (_session != null && m.Op is FsOp.Rename or FsOp.Unlink or FsOp.Rmdir) MoveItems(_session, t, m);
-                    EnqueueLocked(f, p);
+                    inline = f.PayloadLength <= InlineBytes ? _session?.Connection : null;
+                    EnqueueLocked(f, p, deferred: inline != null);
                 }
+                inline?.Flush();
                 return new MutationTicket(p.Seq, p);
             }
             catch
@@ -368,7 +371,7 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>Assigns the next sequence and queues the frame (caller holds _gate; state is not ALONE).</summary>
-        private void EnqueueLocked(OutFrame f, Pending p)
+        private void EnqueueLocked(OutFrame f, Pending p, bool deferred = false)
         {
             p.Seq = ++_seq;
             p.BeginTimestamp = _time.GetTimestamp();
@@ -378,8 +381,11 @@ namespace ServiceKeeper.Engine.Replication
             _pendingBytes += p.Bytes;
             _lastSendTimestamp = p.BeginTimestamp;
             if (_state == SourceState.Failing || _session?.Connection == null) f.Release();
-            else _session.Connection.Send(f);
+            else _session.Connection.Send(f, deferred ? FrameConnection.SendMode.Deferred : FrameConnection.SendMode.Writer);
         }
+
+        /// <summary>Small live frames: sent by the application's own thread once _gate is released (no wake-up of the writer).</summary>
+        private const int InlineBytes = 64 << 10;
 
         // ------------------------------------------------------------------ acknowledgements and failure
 

@@ -366,7 +366,7 @@ namespace ServiceKeeper.Engine.Replication
                     lock (_gate) { _applied = seq; durable = _durable; }
                     ack.I64(seq); ack.I64(durable); ack.U32((uint)results.Count);
                     foreach (var (s, rc) in results) { ack.I64(s); ack.I32(rc); }
-                    conn.Send(ack);
+                    conn.Send(ack, inline: true); // from this thread: no hand-off to the writer on the round trip
                     results.Clear();
                     unackedOps = 0;
                     unackedBytes = 0;
