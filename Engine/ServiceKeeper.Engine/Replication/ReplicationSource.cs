@@ -922,7 +922,13 @@ namespace ServiceKeeper.Engine.Replication
                             var ranges = item.Zones.Select(z => (off: z * zone, len: (long)zone, z)).ToList();
                             await UnderFileLockAsync(t, item, path => { item.PlannedBytes = SizeOf(t, path); return true; }).ConfigureAwait(false);
                             int compare = _options.ZoneCompareBlockBytes;
-                            if (compare > 0 && compare < zone && zone % compare == 0 && Chunk % zone == 0)
+                            if (item.Fine != null && Chunk % zone == 0)
+                            {
+                                // The journal knows the written 4 KiB blocks: only those travel, nothing is compared.
+                                await FineSyncAsync(s, t, item, buffer, ct).ConfigureAwait(false);
+                                ranges.Clear();
+                            }
+                            else if (compare > 0 && compare < zone && zone % compare == 0 && Chunk % zone == 0)
                             {
                                 // Dirty zones compared block by block with the secondary's copy: only differing blocks travel.
                                 await ZoneHashSyncAsync(s, t, item, buffer, ct).ConfigureAwait(false);
@@ -971,6 +977,60 @@ namespace ServiceKeeper.Engine.Replication
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        /// <summary>
+        /// Journal resync of one file's dirty zones from the journal's in-memory 4 KiB block map: the written blocks
+        /// of each zone (runs of them), read here under the file lock as the zone path does. A zone is cleared in the
+        /// journal once the last run of it is acknowledged, when every run of it was read in full.
+        /// </summary>
+        private async Task FineSyncAsync(Session s, TreeState t, DataItem item, byte[] buffer, CancellationToken ct)
+        {
+            var progress = s.Progress!;
+            int zone = _options.ZoneBytes, block = DirtyJournal.FineBlockBytes, per = zone / block;
+            var fine = item.Fine!;
+            var runs = new List<(long Offset, int Length, long Zone, bool Last)>();
+            foreach (var z in item.Zones.OrderBy(z => z))
+            {
+                int first = runs.Count;
+                int start = -1;
+                for (int k = 0; k <= per; k++)
+                {
+                    bool set = k < per && fine.IsFine(z * per + k);
+                    if (set && start < 0) start = k;
+                    if (!set && start >= 0) { runs.Add((z * zone + (long)start * block, (k - start) * block, z, false)); start = -1; }
+                }
+                if (runs.Count == first) runs.Add((z * zone, zone, z, false)); // a zone without its blocks: whole
+                runs[^1] = runs[^1] with { Last = true };
+            }
+            await UnderFileLockAsync(t, item, path =>
+            {
+                try
+                {
+                    using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    NativeFs.WillNeed(h, runs.Select(r => (r.Offset, (long)r.Length)));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                return true;
+            }).ConfigureAwait(false);
+            bool zoneWhole = true;
+            foreach (var (off, len, z, last) in runs)
+            {
+                ct.ThrowIfCancellationRequested();
+                await _resyncWindow.TakeAsync(len, ct).ConfigureAwait(false);
+                int n = 0;
+                bool whole = zoneWhole;
+                await UnderFileLockAsync(t, item, path =>
+                {
+                    n = ReadAt(t, path, buffer, off, len);
+                    whole &= n == len;
+                    return n > 0 && SendResync(s, t, new FsMutation { Op = FsOp.Write, Path = path, Offset = off, Data = buffer.AsMemory(0, n) }, item,
+                        last && whole ? z : -1);
+                }).ConfigureAwait(false);
+                if (n < len) _resyncWindow.Release(len - Math.Max(n, 0));
+                progress.Done(Math.Max(n, 0));
+                zoneWhole = last || whole; // the next run starts a new zone, or goes on with this one
             }
         }
 
