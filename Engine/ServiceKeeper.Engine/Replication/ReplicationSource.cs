@@ -400,9 +400,11 @@ namespace ServiceKeeper.Engine.Replication
                 _durable = Math.Max(_durable, durable);
                 long upTo = _options.Mode == RfsAsync.None ? _durable : _applied;
                 long now = _time.GetTimestamp();
+                bool wake = false;
                 while (_pending.Count > 0 && _pending.Peek().Seq <= upTo)
                 {
                     var p = _pending.Dequeue();
+                    wake |= p.Locks.Tree != null; // an application thread waits for this one in Complete
                     _bySeq.Remove(p.Seq);
                     _pendingBytes -= p.Bytes;
                     p.Done = p.Acked = true;
@@ -418,7 +420,8 @@ namespace ServiceKeeper.Engine.Replication
                     else if (p.Kind == PendingKind.Resync) acked.Add(p);
                     p.Waiter?.TrySetResult();
                 }
-                Monitor.PulseAll(_gate);
+                // Only when a waiting write is done: the parts before the last of a large write wake nobody.
+                if (wake) Monitor.PulseAll(_gate);
             }
             foreach (var p in acked)
             {
@@ -727,6 +730,7 @@ namespace ServiceKeeper.Engine.Replication
                     if (pass == 1) progress.Begin(string.Join("+", plans.Select(p => p.Method).Distinct()), plans.Sum(p => p.BytesTotal), plans.Sum(p => p.Data.Count));
                     LogPlan(_options.Module, progress.Snapshot().Method, plans.Sum(p => p.Namespace.Count), plans.Sum(p => p.Data.Count), plans.Sum(p => p.BytesTotal));
                     var work = new Queue<(TreeState, DataItem)>(_trees.SelectMany(t => plans[t.Index].Data.Select(d => (t, d))));
+                    ReadAhead(work);
                     var workers = Enumerable.Range(0, Math.Max(1, _options.ResyncParallelism)).Select(_ => Task.Run(async () =>
                     {
                         while (true)
@@ -977,6 +981,28 @@ namespace ServiceKeeper.Engine.Replication
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        /// <summary>
+        /// Queues the reads of every journal zone the plan will send (POSIX_FADV_WILLNEED), all files at once, so the disk
+        /// works on them together while the workers go file by file. Best effort: a file renamed meanwhile is skipped.
+        /// </summary>
+        private void ReadAhead(IEnumerable<(TreeState Tree, DataItem Item)> work)
+        {
+            int zone = _options.ZoneBytes, per = zone / DirtyJournal.FineBlockBytes;
+            foreach (var (t, item) in work)
+            {
+                if (item.Method != DataMethod.Zones || item.Zones.Count == 0) continue;
+                try
+                {
+                    using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, item.Path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    var fine = item.Fine;
+                    NativeFs.WillNeed(h, item.Zones.SelectMany(z => fine == null
+                        ? [(z * zone, (long)zone)]
+                        : Enumerable.Range(0, per).Where(k => fine.IsFine(z * per + k)).Select(k => ((z * per + k) * (long)DirtyJournal.FineBlockBytes, (long)DirtyJournal.FineBlockBytes))));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
             }
         }
 
