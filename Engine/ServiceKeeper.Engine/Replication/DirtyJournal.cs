@@ -292,7 +292,7 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>After a resync: drops the entries not marked since <paramref name="markCounter"/>; trusts the journal again.</summary>
-        public void MarkResynced(long markCounter, DateTime syncPoint)
+        public void MarkResynced(long markCounter, DateTime syncPoint, bool flush = true)
         {
             lock (_gate)
             {
@@ -305,7 +305,7 @@ namespace ServiceKeeper.Engine.Replication
                 _syncPoint = syncPoint;
                 _dirty = true;
             }
-            Flush();
+            if (flush) Flush();
         }
 
         /// <summary>Drops a zone the secondary acknowledged during a resync, unless it was marked again since.</summary>

@@ -773,11 +773,13 @@ namespace ServiceKeeper.Engine.Replication
                 {
                     if (_session != s || _state != SourceState.Resyncing) return;
                     var sp = NewSyncPoint();
-                    foreach (var t in _trees) { t.Journal.MarkResynced(t.ResyncMark, sp); t.Divergence = null; }
+                    // Written to disk below, outside _gate: until then a crash only leaves entries the next resync sends again.
+                    foreach (var t in _trees) { t.Journal.MarkResynced(t.ResyncMark, sp, flush: false); t.Divergence = null; }
                     _lastResync = final;
                     SetState(SourceState.Replicating);
                     lock (s.Items) foreach (var l in s.Items) lock (l) l.Clear();
                 }
+                foreach (var t in _trees) t.Journal.Flush();
                 LogInSync(_options.Module, _lastResync.BytesSent, _lastResync.BytesTotal);
                 InSync?.Invoke();
             }

@@ -138,9 +138,11 @@ namespace ServiceKeeper.Engine.Replication
                 var dirty = t.Journal.DirtyPaths();
                 f.U32((uint)dirty.Count);
                 foreach (var p in dirty) f.Str(p);
-                t.Journal.BeginResync(full || t.Journal.SyncPoint == null);
             }
+            // Sent first, so that the journal's fsyncs below overlap the primary's scan: nothing is applied before
+            // they are done (the apply thread starts after this returns), which is all "interrupted" must precede.
             conn.Send(f);
+            foreach (var t in _trees) t.Journal.BeginResync(full || t.Journal.SyncPoint == null);
         }
 
         private void Receive(FrameConnection conn, TaskCompletionSource inSync, TaskCompletionSource completion)
