@@ -19,7 +19,8 @@ public static class Program
         Usage: servicekeeper-bench failover [--trials N] [--out DIR] [--scenarios LIST] [--keep-files]
                servicekeeper-bench farm [--seconds N] [--connections N] [--threads N] [--rounds N] [--out DIR] [--keep-files]
                servicekeeper-bench rfs [--rounds N] [--big-mib N] [--small-mib N] [--fsyncs N] [--resync-mib N]
-                                       [--resync-files N] [--resync-rounds N] [--out DIR] [--keep-files]
+                                       [--resync-files N] [--resync-rounds N] [--cold|--warm]
+                                       [--phases writes,resync,disk] [--out DIR] [--keep-files]
 
           failover     RTO as a client sees it: a client namespace polls an HTTP application through
                        the VIP, the primary's cable is cut, RTO = last answer from the old primary to
@@ -40,7 +41,8 @@ public static class Program
                        libfuse's C passthrough example, ServiceKeeper ALONE, replicated sync and sync-disk; then
                        the resync of a 1% change (4 KiB and 64 KiB blocks) vs rsync --inplace --no-whole-file
                        over the lab network (rfs.md, rfs.csv, rfs.png). Defaults: 5 rounds, 256 MiB (1 MiB
-                       blocks), 64 MiB (4 KiB blocks), 200 fsyncs, 512 MiB in 32 files, 3 resync rounds.
+                       blocks), 64 MiB (4 KiB blocks), 200 fsyncs, 1024 MiB in 64 files, 3 resync rounds,
+                       page cache dropped before each resync and each rsync (--warm: not dropped).
 
         Needs root, iproute2, nftables, python3, keepalived (failover), nginx and wrk (farm), gcc, pkg-config,
         libfuse3-dev and rsync (rfs) and the engine

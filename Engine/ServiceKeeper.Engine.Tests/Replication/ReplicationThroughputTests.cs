@@ -16,6 +16,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
     {
         [LinuxDirectoryTheory]
         [InlineData(RfsAsync.Second, 1 << 20, 4, 256)]
+        [InlineData(RfsAsync.Second, 1 << 20, 1, 256)]
         [InlineData(RfsAsync.Second, 4096, 4, 24)]
         [InlineData(RfsAsync.Second, 4096, 1, 8)]
         [InlineData(RfsAsync.None, 1 << 20, 4, 256)]

@@ -26,12 +26,34 @@ namespace ServiceKeeper.Engine.Replication
         private const byte FlagClean = 1, FlagUntrusted = 2, FlagInterrupted = 4, FlagInterruptedFull = 8, FlagNoReplay = 16;
         private const int MaxRenames = 100_000;
 
+        /// <summary>Block of the in-memory fine map inside the persisted zones.</summary>
+        public const int FineBlockBytes = 4096;
+
         internal sealed class Entry
         {
             public ulong[] Bits = Array.Empty<ulong>();
             public long TruncatedFrom = long.MaxValue;
             public bool All;
             public long LastMark;
+            /// <summary>
+            /// 4 KiB blocks written, kept in memory only (the file keeps the zones): exact for an entry made by this
+            /// process, so a resync can send just those blocks; an entry loaded from disk has none (FineExact false).
+            /// </summary>
+            public ulong[] Fine = Array.Empty<ulong>();
+            public bool FineExact = true;
+
+            public void SetFine(long block)
+            {
+                int word = checked((int)(block >> 6));
+                if (word >= Fine.Length) Array.Resize(ref Fine, Math.Max(word + 1, Fine.Length * 2));
+                Fine[word] |= 1UL << (int)(block & 63);
+            }
+
+            public bool IsFine(long block)
+            {
+                long word = block >> 6;
+                return word < Fine.Length && (Fine[word] & (1UL << (int)(block & 63))) != 0;
+            }
 
             public int ZoneCount => Bits.Sum(w => System.Numerics.BitOperations.PopCount(w));
 
@@ -56,7 +78,10 @@ namespace ServiceKeeper.Engine.Replication
                 }
             }
 
-            public Entry Clone() => new() { Bits = (ulong[])Bits.Clone(), TruncatedFrom = TruncatedFrom, All = All, LastMark = LastMark };
+            public Entry Clone() => new()
+            {
+                Bits = (ulong[])Bits.Clone(), TruncatedFrom = TruncatedFrom, All = All, LastMark = LastMark, Fine = (ulong[])Fine.Clone(), FineExact = FineExact,
+            };
         }
 
         private readonly object _gate = new();
@@ -118,7 +143,7 @@ namespace ServiceKeeper.Engine.Replication
             for (int i = 0; i < count; i++)
             {
                 var path = r.ReadString();
-                var e = new Entry { TruncatedFrom = r.ReadInt64(), All = r.ReadBoolean() };
+                var e = new Entry { TruncatedFrom = r.ReadInt64(), All = r.ReadBoolean(), FineExact = false };
                 int words = r.ReadInt32();
                 e.Bits = new ulong[words];
                 for (int w = 0; w < words; w++) e.Bits[w] = r.ReadUInt64();
@@ -226,8 +251,11 @@ namespace ServiceKeeper.Engine.Replication
         private void MarkRange(string path, long offset, long length)
         {
             var e = Get(path);
-            if (length <= 0) { e.SetZone(offset / ZoneBytes); return; }
+            if (ZoneBytes <= FineBlockBytes || ZoneBytes % FineBlockBytes != 0) e.FineExact = false;
+            if (length <= 0) { e.SetZone(offset / ZoneBytes); if (e.FineExact) e.SetFine(offset / FineBlockBytes); return; }
             for (long z = offset / ZoneBytes, last = (offset + length - 1) / ZoneBytes; z <= last; z++) e.SetZone(z);
+            if (e.FineExact)
+                for (long b = offset / FineBlockBytes, last = (offset + length - 1) / FineBlockBytes; b <= last; b++) e.SetFine(b);
         }
 
         private static bool Under(string path, string dir) =>
@@ -264,7 +292,7 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>After a resync: drops the entries not marked since <paramref name="markCounter"/>; trusts the journal again.</summary>
-        public void MarkResynced(long markCounter, DateTime syncPoint)
+        public void MarkResynced(long markCounter, DateTime syncPoint, bool flush = true)
         {
             lock (_gate)
             {
@@ -277,7 +305,7 @@ namespace ServiceKeeper.Engine.Replication
                 _syncPoint = syncPoint;
                 _dirty = true;
             }
-            Flush();
+            if (flush) Flush();
         }
 
         /// <summary>Drops a zone the secondary acknowledged during a resync, unless it was marked again since.</summary>
@@ -288,6 +316,9 @@ namespace ServiceKeeper.Engine.Replication
                 if (!_entries.TryGetValue(path, out var e) || e.LastMark > markedBefore || e.All) return;
                 int word = (int)(zone >> 6);
                 if (word < e.Bits.Length) e.Bits[word] &= ~(1UL << (int)(zone & 63));
+                int per = ZoneBytes / FineBlockBytes;
+                for (long b = zone * per; b < (zone + 1) * per; b++)
+                    if ((b >> 6) < e.Fine.Length) e.Fine[b >> 6] &= ~(1UL << (int)(b & 63));
                 _dirty = true;
             }
         }

@@ -34,6 +34,28 @@ namespace ServiceKeeper.Engine.Replication
         [LibraryImport("libc", EntryPoint = "lgetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         private static partial nint LGetXattr(string path, string name, byte* value, nuint size);
 
+        [LibraryImport("libc", EntryPoint = "posix_fadvise")]
+        private static partial int PosixFadvise(int fd, long offset, long length, int advice);
+
+        /// <summary>
+        /// Starts reading the given ranges into the page cache (POSIX_FADV_WILLNEED, asynchronous): scattered reads
+        /// that follow then find their data or wait for I/O already queued together, not one request at a time.
+        /// </summary>
+        public static void WillNeed(Microsoft.Win32.SafeHandles.SafeFileHandle file, IEnumerable<(long Offset, long Length)> ranges)
+        {
+            bool added = false;
+            try
+            {
+                file.DangerousAddRef(ref added);
+                int fd = (int)file.DangerousGetHandle();
+                foreach (var (offset, length) in ranges) PosixFadvise(fd, offset, length, 3);
+            }
+            finally
+            {
+                if (added) file.DangerousRelease();
+            }
+        }
+
         [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         private static partial int Open(string path, int flags, int mode);
 

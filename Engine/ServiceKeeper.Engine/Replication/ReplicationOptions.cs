@@ -34,6 +34,12 @@ namespace ServiceKeeper.Engine.Replication
         /// <summary>Block compared by hash in a hash resync.</summary>
         public int HashBlockBytes { get; init; } = 64 << 10;
 
+        /// <summary>
+        /// Block compared by hash inside each dirty journal zone: the secondary hashes the zone in blocks of this size and
+        /// only differing blocks are sent (a 4 KiB change in a 64 KiB zone sends 4 KiB). 0 or ZoneBytes: whole zones.
+        /// </summary>
+        public int ZoneCompareBlockBytes { get; init; } = 4 << 10;
+
         /// <summary>Files a resync works on at once.</summary>
         public int ResyncParallelism { get; init; } = 4;
 

@@ -8,12 +8,17 @@
 //   Session keys: kPS = HMAC(clusterKey, "kPS" | nonceS | nonceP), kSP likewise; one per direction.
 //
 // Frame (integers little-endian):  u32 N | u8 type | N bytes payload | tag[16]
-//   tag = first 16 bytes of HMAC-SHA256(session key of the direction, u64 frameCounter | u32 N | type | payload).
-//   The frame counter is implicit (0, 1, 2... per direction), so a replayed, dropped or reordered frame fails
-//   its tag. A frame with a bad tag, a bad length or a bad layout closes the connection and is counted.
+//   tag = the Poly1305 tag of ChaCha20-Poly1305 with no plaintext (RFC 8439: a one-time Poly1305 key per nonce),
+//   under the session key of the direction, nonce = u64 frameCounter | 4 zero bytes, authenticated data = u64
+//   frameCounter | u32 N | type | payload. The frame counter is implicit (0, 1, 2... per direction) and each
+//   session has fresh keys, so a nonce never repeats under a key, and a replayed, dropped or reordered frame fails
+//   its tag. Not HMAC-SHA256: every replicated byte is MACed on both nodes, and on this hardware (2-core EPYC,
+//   loaded, 1 MiB messages side by side) HMAC-SHA256 ran at 0.2 GB/s, AES-GMAC at 0.8-1.2, Poly1305 at 1.2-1.8.
+//   A frame with a bad tag, a bad length or a bad layout closes the connection and is counted.
 //
 // Primary → secondary, every frame carries a sequence number (u64, +1 per frame) the secondary applies in
-// order: Mutation (live or resync data), ScanRequest, HashRequest, InSync, Progress.
+// order: Mutation (live or resync data), ScanRequest, HashRequest, ZoneHashRequest (block hashes of listed
+// ranges, answered with one HashReply), InSync, Progress.
 // Secondary → primary: Request (once, after the handshake: what it has and wants), Ack (cumulative:
 // applied-through and durable-through sequence, plus each non-zero result), ScanReply, HashReply, Failure.
 using System;
@@ -36,6 +41,7 @@ namespace ServiceKeeper.Engine.Replication
         HashRequest = 3,
         InSync = 4,
         Progress = 5,
+        ZoneHashRequest = 6,
         Request = 10,
         Ack = 11,
         ScanReply = 12,
@@ -304,21 +310,23 @@ namespace ServiceKeeper.Engine.Replication
 
     /// <summary>
     /// An authenticated connection: a writer thread that coalesces queued frames into large socket writes
-    /// (one gathered send of up to ~1 MiB), and a blocking frame reader for one reader thread.
+    /// (one gathered send of up to ~256 KiB), and a blocking frame reader for one reader thread.
     /// </summary>
     internal sealed class FrameConnection : IDisposable
     {
         public const int MaxPayload = 16 << 20;
-        private const int BatchBytes = 1 << 20;
+        // Small frames are gathered into one sendmsg up to this size; a large one (a part of a big write) goes
+        // alone, so the peer can verify and apply it while the next one is MACed and sent.
+        private const int BatchBytes = 256 << 10;
         private const int MaxBatchFrames = 1000; // one sendmsg: below IOV_MAX (1024)
 
         private readonly Socket _socket;
-        private readonly byte[] _sendKey, _receiveKey;
+        private readonly ChaCha20Poly1305 _sendMac, _receiveMac;
         private readonly Queue<OutFrame> _queue = new();
         private readonly Thread _writer;
         private readonly Action<Exception?> _closed;
         private ulong _sendCounter, _receiveCounter;
-        private bool _closing;
+        private bool _closing, _sending;
         private int _closedOnce;
         private long _queuedBytes;
 
@@ -329,8 +337,9 @@ namespace ServiceKeeper.Engine.Replication
         public FrameConnection(Socket socket, (byte[] send, byte[] receive) keys, string name, Action<Exception?> closed)
         {
             _socket = socket;
-            _sendKey = keys.send;
-            _receiveKey = keys.receive;
+            if (!ChaCha20Poly1305.IsSupported) throw new PlatformNotSupportedException("replication needs ChaCha20-Poly1305 (OpenSSL 1.1 or later)");
+            _sendMac = new ChaCha20Poly1305(keys.send);
+            _receiveMac = new ChaCha20Poly1305(keys.receive);
             _closed = closed;
             _socket.NoDelay = true;
             _socket.SendBufferSize = 4 << 20;
@@ -345,57 +354,128 @@ namespace ServiceKeeper.Engine.Replication
         /// <summary>Bytes queued and not yet written to the socket.</summary>
         public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
-        /// <summary>Queues a frame; it is released by the writer. False when the connection is closed.</summary>
-        public bool Send(OutFrame frame)
+        /// <summary>
+        /// Queues a frame; it is released once sent. False when the connection is closed. <paramref name="inline"/>:
+        /// when nobody is sending, the calling thread MACs and sends the queue itself (no wake-up of the writer thread
+        /// and no context switch on the round trip's path: worth it for small frames such as acknowledgements and small
+        /// writes); otherwise the writer thread sends, in parallel with the caller. Never call with inline while holding
+        /// a lock the reading side needs: the send may block until the peer reads.
+        /// </summary>
+        public bool Send(OutFrame frame, bool inline = false) => Send(frame, inline ? SendMode.Inline : SendMode.Writer);
+
+        /// <summary>Deferred: queued in order, and the caller calls <see cref="Flush"/> once it released its locks.</summary>
+        public enum SendMode { Writer, Inline, Deferred }
+
+        public bool Send(OutFrame frame, SendMode mode)
         {
             lock (_queue)
             {
                 if (_closing) { frame.Release(); return false; }
                 _queue.Enqueue(frame);
                 _queuedBytes += frame.WireLength;
-                if (_queue.Count == 1) Monitor.Pulse(_queue);
+                if (_sending || mode == SendMode.Deferred) return true; // the sender takes it in its next batch
+                if (mode == SendMode.Writer) { Monitor.Pulse(_queue); return true; }
+                _sending = true;
             }
+            DrainInline();
             return true;
+        }
+
+        /// <summary>Sends what Deferred sends queued, in the calling thread, unless a sender is at work (it takes them).</summary>
+        public void Flush()
+        {
+            lock (_queue)
+            {
+                if (_sending || _closing || _queue.Count == 0) return;
+                _sending = true;
+            }
+            DrainInline();
+        }
+
+        private void DrainInline()
+        {
+            var w = _inlineWork ??= new SendWork();
+            try
+            {
+                Drain(w);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+            {
+                w.ReleaseAll();
+                Close(e);
+            }
+        }
+
+        /// <summary>Per-thread buffers of a sender.</summary>
+        private sealed class SendWork
+        {
+            public readonly List<OutFrame> Batch = new();
+            public readonly List<ArraySegment<byte>> Segments = new();
+            public readonly byte[] Nonce = new byte[12];
+
+            public void ReleaseAll()
+            {
+                foreach (var f in Batch) f.Release();
+                Batch.Clear();
+                Segments.Clear();
+            }
+        }
+
+        [ThreadStatic] private static SendWork? _inlineWork;
+
+        /// <summary>Whoever set _sending sends batches until the queue is empty, then clears it.</summary>
+        private void Drain(SendWork w)
+        {
+            while (true)
+            {
+                long bytes = 0;
+                lock (_queue)
+                {
+                    if (_queue.Count == 0 || _closing)
+                    {
+                        _sending = false;
+                        if (_queue.Count > 0 || _closing) Monitor.Pulse(_queue);
+                        return;
+                    }
+                    while (_queue.Count > 0 && (w.Batch.Count == 0 || bytes + _queue.Peek().WireLength <= BatchBytes) && w.Batch.Count < MaxBatchFrames)
+                    {
+                        var f = _queue.Dequeue();
+                        w.Batch.Add(f);
+                        bytes += f.WireLength;
+                    }
+                    _queuedBytes -= bytes;
+                }
+                foreach (var f in w.Batch)
+                {
+                    var b = f.Buffer;
+                    int n = f.PayloadLength;
+                    BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(OutFrame.CounterAt), _sendCounter++);
+                    BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(OutFrame.HeaderAt), n);
+                    b[OutFrame.HeaderAt + 4] = (byte)f.Type;
+                    b.AsSpan(OutFrame.CounterAt, 8).CopyTo(w.Nonce);
+                    _sendMac.Encrypt(w.Nonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, b.AsSpan(OutFrame.PayloadAt + n, OutFrame.TagBytes), b.AsSpan(0, OutFrame.PayloadAt + n));
+                    w.Segments.Add(new ArraySegment<byte>(b, OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
+                }
+                SendAll(w.Segments, bytes);
+                Interlocked.Add(ref BytesSent, bytes);
+                w.ReleaseAll();
+            }
         }
 
         private void WriterLoop()
         {
-            var batch = new List<OutFrame>();
-            var segments = new List<ArraySegment<byte>>();
-            var mac = new byte[32];
+            var w = new SendWork();
             try
             {
                 while (true)
                 {
-                    long bytes = 0;
                     lock (_queue)
                     {
-                        while (_queue.Count == 0 && !_closing) Monitor.Wait(_queue);
+                        while ((_queue.Count == 0 || _sending) && !_closing) Monitor.Wait(_queue);
                         if (_closing) break;
-                        while (_queue.Count > 0 && (batch.Count == 0 || bytes + _queue.Peek().WireLength <= BatchBytes) && batch.Count < MaxBatchFrames)
-                        {
-                            var f = _queue.Dequeue();
-                            batch.Add(f);
-                            bytes += f.WireLength;
-                        }
-                        _queuedBytes -= bytes;
+                        _sending = true;
                     }
-                    foreach (var f in batch)
-                    {
-                        var b = f.Buffer;
-                        int n = f.PayloadLength;
-                        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(OutFrame.CounterAt), _sendCounter++);
-                        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(OutFrame.HeaderAt), n);
-                        b[OutFrame.HeaderAt + 4] = (byte)f.Type;
-                        HMACSHA256.HashData(_sendKey, b.AsSpan(0, OutFrame.PayloadAt + n), mac);
-                        mac.AsSpan(0, OutFrame.TagBytes).CopyTo(b.AsSpan(OutFrame.PayloadAt + n));
-                        segments.Add(new ArraySegment<byte>(b, OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
-                    }
-                    SendAll(segments, bytes);
-                    Interlocked.Add(ref BytesSent, bytes);
-                    foreach (var f in batch) f.Release();
-                    batch.Clear();
-                    segments.Clear();
+                    Drain(w);
                 }
                 Close(null);
             }
@@ -405,7 +485,7 @@ namespace ServiceKeeper.Engine.Replication
             }
             finally
             {
-                foreach (var f in batch) f.Release();
+                w.ReleaseAll();
                 lock (_queue) { while (_queue.Count > 0) _queue.Dequeue().Release(); }
             }
         }
@@ -464,10 +544,17 @@ namespace ServiceKeeper.Engine.Replication
             Fill(5 + n + OutFrame.TagBytes);
             int h = _rxStart;
             BinaryPrimitives.WriteUInt64LittleEndian(_rx.AsSpan(h - 8), _receiveCounter);
-            Span<byte> mac = stackalloc byte[32];
-            HMACSHA256.HashData(_receiveKey, _rx.AsSpan(h - 8, 8 + 5 + n), mac);
-            if (!CryptographicOperations.FixedTimeEquals(mac[..OutFrame.TagBytes], _rx.AsSpan(h + 5 + n, OutFrame.TagBytes)))
+            Span<byte> nonce = stackalloc byte[12];
+            nonce.Clear();
+            BinaryPrimitives.WriteUInt64LittleEndian(nonce, _receiveCounter);
+            try
+            {
+                _receiveMac.Decrypt(nonce, ReadOnlySpan<byte>.Empty, _rx.AsSpan(h + 5 + n, OutFrame.TagBytes), Span<byte>.Empty, _rx.AsSpan(h - 8, 8 + 5 + n));
+            }
+            catch (AuthenticationTagMismatchException)
+            {
                 throw new ProtocolException("frame failed authentication");
+            }
             _receiveCounter++;
             _rxStart = h + 5 + n + OutFrame.TagBytes;
             payload = new ArraySegment<byte>(_rx, h + 5, n);

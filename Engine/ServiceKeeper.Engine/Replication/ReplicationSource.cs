@@ -77,6 +77,10 @@ namespace ServiceKeeper.Engine.Replication
             public DataItem? Item;
             public long Zone = -1;
             public TaskCompletionSource? Waiter;
+            /// <summary>The last part of a write sent in parts: every part, in order.</summary>
+            public Pending[]? Parts;
+            /// <summary>The connection a live write was queued on: Complete sends what is still queued itself.</summary>
+            public FrameConnection? Connection;
         }
 
         private readonly record struct LockSet(TreeState Tree, int Namespace, int Stripe1, int Stripe2);
@@ -242,6 +246,8 @@ namespace ServiceKeeper.Engine.Replication
                         }
                     }
                 }
+                if (m.Op == FsOp.Write && m.Data.Length > PartBytes) return BeginParts(t, m, locks);
+                FrameConnection? inline = null;
                 var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(m) + 16);
                 f.U16((ushort)t.Index);
                 MessageCodec.WriteMutation(f, m);
@@ -262,8 +268,11 @@ namespace ServiceKeeper.Engine.Replication
                     // Journal entries follow their files even while replicating, so a later resync finds them.
                     if (m.Op is FsOp.Rename or FsOp.Unlink or FsOp.Rmdir) t.Journal.Mark(m);
                     if (_session != null && m.Op is FsOp.Rename or FsOp.Unlink or FsOp.Rmdir) MoveItems(_session, t, m);
-                    EnqueueLocked(f, p);
+                    inline = f.PayloadLength <= InlineBytes ? _session?.Connection : null;
+                    EnqueueLocked(f, p, deferred: inline != null);
+                    p.Connection = _session?.Connection;
                 }
+                inline?.Flush();
                 return new MutationTicket(p.Seq, p);
             }
             catch
@@ -272,6 +281,49 @@ namespace ServiceKeeper.Engine.Replication
                 throw;
             }
         }
+
+        /// <summary>
+        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: the writer
+        /// MACs and sends the first while the next is queued, the secondary verifies and applies it while the rest is
+        /// on the way (one 1 MiB frame serialises MAC, transfer, MAC check and pwrite). The ticket is the last part;
+        /// acknowledgements are cumulative, so when it is done every part is, and Complete checks each part's result.
+        /// </summary>
+        private MutationTicket BeginParts(TreeState t, FsMutation m, LockSet locks)
+        {
+            int n = (m.Data.Length + PartBytes - 1) / PartBytes;
+            var frames = new OutFrame[n];
+            var parts = new Pending[n];
+            for (int i = 0; i < n; i++)
+            {
+                int at = i * PartBytes, len = Math.Min(PartBytes, m.Data.Length - at);
+                var part = new FsMutation { Op = FsOp.Write, Path = m.Path, Offset = m.Offset + at, Data = m.Data.Slice(at, len), Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid };
+                var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(part) + 16);
+                f.U16((ushort)t.Index);
+                MessageCodec.WriteMutation(f, part);
+                frames[i] = f;
+                parts[i] = new Pending
+                {
+                    Kind = PendingKind.Live, Tree = t, Op = FsOp.Write, Path = m.Path, Offset = part.Offset, Length = len, Flags = m.Flags, Bytes = len,
+                };
+            }
+            var last = parts[n - 1];
+            last.Locks = locks;
+            last.Parts = parts;
+            lock (_gate)
+            {
+                if (_state == SourceState.Alone)
+                {
+                    foreach (var f in frames) f.Release();
+                    t.Journal.Mark(m);
+                    return new MutationTicket(0, new LocalTicket(locks, _fenced));
+                }
+                for (int i = 0; i < n; i++) EnqueueLocked(frames[i], parts[i]);
+                last.Connection = _session?.Connection;
+            }
+            return new MutationTicket(last.Seq, last);
+        }
+
+        private const int PartBytes = 256 << 10;
 
         private int Complete(MutationTicket ticket, int localResult)
         {
@@ -284,11 +336,23 @@ namespace ServiceKeeper.Engine.Replication
             // The local apply is done and the sequence was taken: whatever comes next on this file is ordered
             // after it on both nodes, so other writers need not wait for this acknowledgement (pipelining).
             ReleaseLocks(p.Locks);
+            // A large write was handed to the writer thread to go out while we wrote locally; if that thread has not
+            // got a core yet (a loaded machine), this one sends the rest itself rather than wait for it.
+            p.Connection?.Flush();
             lock (_gate)
             {
                 while (!p.Done) Monitor.Wait(_gate);
-                if (p.Acked && p.RemoteResult != localResult) Diverged(p, localResult);
-                if (p.Failed) return -Fuse.LibC.EIO;
+                bool failed = p.Failed; // fenced while it waited
+                if (p.Parts != null)
+                {
+                    foreach (var part in p.Parts)
+                    {
+                        failed |= part.Failed;
+                        if (part.Acked && part.RemoteResult != localResult) { Diverged(part, localResult); break; }
+                    }
+                }
+                else if (p.Acked && p.RemoteResult != localResult) Diverged(p, localResult);
+                if (failed) return -Fuse.LibC.EIO;
             }
             return localResult;
         }
@@ -320,7 +384,7 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>Assigns the next sequence and queues the frame (caller holds _gate; state is not ALONE).</summary>
-        private void EnqueueLocked(OutFrame f, Pending p)
+        private void EnqueueLocked(OutFrame f, Pending p, bool deferred = false)
         {
             p.Seq = ++_seq;
             p.BeginTimestamp = _time.GetTimestamp();
@@ -330,8 +394,11 @@ namespace ServiceKeeper.Engine.Replication
             _pendingBytes += p.Bytes;
             _lastSendTimestamp = p.BeginTimestamp;
             if (_state == SourceState.Failing || _session?.Connection == null) f.Release();
-            else _session.Connection.Send(f);
+            else _session.Connection.Send(f, deferred ? FrameConnection.SendMode.Deferred : FrameConnection.SendMode.Writer);
         }
+
+        /// <summary>Small live frames: sent by the application's own thread once _gate is released (no wake-up of the writer).</summary>
+        private const int InlineBytes = 64 << 10;
 
         // ------------------------------------------------------------------ acknowledgements and failure
 
@@ -346,9 +413,11 @@ namespace ServiceKeeper.Engine.Replication
                 _durable = Math.Max(_durable, durable);
                 long upTo = _options.Mode == RfsAsync.None ? _durable : _applied;
                 long now = _time.GetTimestamp();
+                bool wake = false;
                 while (_pending.Count > 0 && _pending.Peek().Seq <= upTo)
                 {
                     var p = _pending.Dequeue();
+                    wake |= p.Locks.Tree != null; // an application thread waits for this one in Complete
                     _bySeq.Remove(p.Seq);
                     _pendingBytes -= p.Bytes;
                     p.Done = p.Acked = true;
@@ -364,7 +433,8 @@ namespace ServiceKeeper.Engine.Replication
                     else if (p.Kind == PendingKind.Resync) acked.Add(p);
                     p.Waiter?.TrySetResult();
                 }
-                Monitor.PulseAll(_gate);
+                // Only when a waiting write is done: the parts before the last of a large write wake nobody.
+                if (wake) Monitor.PulseAll(_gate);
             }
             foreach (var p in acked)
             {
@@ -696,6 +766,7 @@ namespace ServiceKeeper.Engine.Replication
                     if (pass == 1) progress.Begin(string.Join("+", plans.Select(p => p.Method).Distinct()), plans.Sum(p => p.BytesTotal), plans.Sum(p => p.Data.Count));
                     LogPlan(_options.Module, progress.Snapshot().Method, plans.Sum(p => p.Namespace.Count), plans.Sum(p => p.Data.Count), plans.Sum(p => p.BytesTotal));
                     var work = new Queue<(TreeState, DataItem)>(_trees.SelectMany(t => plans[t.Index].Data.Select(d => (t, d))));
+                    ReadAhead(work);
                     var workers = Enumerable.Range(0, Math.Max(1, _options.ResyncParallelism)).Select(_ => Task.Run(async () =>
                     {
                         while (true)
@@ -731,11 +802,13 @@ namespace ServiceKeeper.Engine.Replication
                 {
                     if (_session != s || _state != SourceState.Resyncing) return;
                     var sp = NewSyncPoint();
-                    foreach (var t in _trees) { t.Journal.MarkResynced(t.ResyncMark, sp); t.Divergence = null; }
+                    // Written to disk below, outside _gate: until then a crash only leaves entries the next resync sends again.
+                    foreach (var t in _trees) { t.Journal.MarkResynced(t.ResyncMark, sp, flush: false); t.Divergence = null; }
                     _lastResync = final;
                     SetState(SourceState.Replicating);
                     lock (s.Items) foreach (var l in s.Items) lock (l) l.Clear();
                 }
+                foreach (var t in _trees) t.Journal.Flush();
                 LogInSync(_options.Module, _lastResync.BytesSent, _lastResync.BytesTotal);
                 InSync?.Invoke();
             }
@@ -890,6 +963,19 @@ namespace ServiceKeeper.Engine.Replication
                             int zone = _options.ZoneBytes;
                             var ranges = item.Zones.Select(z => (off: z * zone, len: (long)zone, z)).ToList();
                             await UnderFileLockAsync(t, item, path => { item.PlannedBytes = SizeOf(t, path); return true; }).ConfigureAwait(false);
+                            int compare = _options.ZoneCompareBlockBytes;
+                            if (item.Fine != null && Chunk % zone == 0)
+                            {
+                                // The journal knows the written 4 KiB blocks: only those travel, nothing is compared.
+                                await FineSyncAsync(s, t, item, buffer, ct).ConfigureAwait(false);
+                                ranges.Clear();
+                            }
+                            else if (compare > 0 && compare < zone && zone % compare == 0 && Chunk % zone == 0)
+                            {
+                                // Dirty zones compared block by block with the secondary's copy: only differing blocks travel.
+                                await ZoneHashSyncAsync(s, t, item, buffer, ct).ConfigureAwait(false);
+                                ranges.Clear();
+                            }
                             if (item.TruncatedFrom < item.PlannedBytes)
                                 for (long o = item.TruncatedFrom; o < item.PlannedBytes; o += Chunk) ranges.Add((o, Math.Min(Chunk, item.PlannedBytes - o), -1));
                             foreach (var (off0, len, z) in ranges)
@@ -933,6 +1019,186 @@ namespace ServiceKeeper.Engine.Replication
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        /// <summary>
+        /// Queues the reads of every journal zone the plan will send (POSIX_FADV_WILLNEED), all files at once, so the disk
+        /// works on them together while the workers go file by file. Best effort: a file renamed meanwhile is skipped.
+        /// </summary>
+        private void ReadAhead(IEnumerable<(TreeState Tree, DataItem Item)> work)
+        {
+            int zone = _options.ZoneBytes, per = zone / DirtyJournal.FineBlockBytes;
+            foreach (var (t, item) in work)
+            {
+                if (item.Method != DataMethod.Zones || item.Zones.Count == 0) continue;
+                try
+                {
+                    using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, item.Path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    var fine = item.Fine;
+                    NativeFs.WillNeed(h, item.Zones.SelectMany(z => fine == null
+                        ? [(z * zone, (long)zone)]
+                        : Enumerable.Range(0, per).Where(k => fine.IsFine(z * per + k)).Select(k => ((z * per + k) * (long)DirtyJournal.FineBlockBytes, (long)DirtyJournal.FineBlockBytes))));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+        }
+
+        /// <summary>
+        /// Journal resync of one file's dirty zones from the journal's in-memory 4 KiB block map: the written blocks
+        /// of each zone (runs of them), read here under the file lock as the zone path does. A zone is cleared in the
+        /// journal once the last run of it is acknowledged, when every run of it was read in full.
+        /// </summary>
+        private async Task FineSyncAsync(Session s, TreeState t, DataItem item, byte[] buffer, CancellationToken ct)
+        {
+            var progress = s.Progress!;
+            int zone = _options.ZoneBytes, block = DirtyJournal.FineBlockBytes, per = zone / block;
+            var fine = item.Fine!;
+            var runs = new List<(long Offset, int Length, long Zone, bool Last)>();
+            foreach (var z in item.Zones.OrderBy(z => z))
+            {
+                int first = runs.Count;
+                int start = -1;
+                for (int k = 0; k <= per; k++)
+                {
+                    bool set = k < per && fine.IsFine(z * per + k);
+                    if (set && start < 0) start = k;
+                    if (!set && start >= 0) { runs.Add((z * zone + (long)start * block, (k - start) * block, z, false)); start = -1; }
+                }
+                if (runs.Count == first) runs.Add((z * zone, zone, z, false)); // a zone without its blocks: whole
+                runs[^1] = runs[^1] with { Last = true };
+            }
+            // (ReadAhead has queued the reads of these runs when the plan was made.)
+            // Runs go in batches of up to Chunk bytes: one lock, one open and one window reservation per batch
+            // (a 1% change in 4 KiB blocks is thousands of runs).
+            bool zoneWhole = true;
+            for (int i = 0; i < runs.Count;)
+            {
+                ct.ThrowIfCancellationRequested();
+                int j = i, bytes = 0;
+                while (j < runs.Count && (j == i || bytes + runs[j].Length <= Chunk)) bytes += runs[j++].Length;
+                await _resyncWindow.TakeAsync(bytes, ct).ConfigureAwait(false);
+                int sent = 0, read = 0, from = i, to = j;
+                await UnderFileLockAsync(t, item, path =>
+                {
+                    try
+                    {
+                        using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                        int at = 0;
+                        for (int k = from; k < to; k++)
+                        {
+                            var (off, len, z, last) = runs[k];
+                            int n = 0;
+                            while (n < len)
+                            {
+                                int got = RandomAccess.Read(h, buffer.AsSpan(at + n, len - n), off + n);
+                                if (got <= 0) break;
+                                n += got;
+                            }
+                            read += n;
+                            bool whole = zoneWhole && n == len;
+                            if (n > 0 && !SendResync(s, t, new FsMutation { Op = FsOp.Write, Path = path, Offset = off, Data = buffer.AsMemory(at, n) }, item,
+                                last && whole ? z : -1)) return false;
+                            if (n > 0) sent += n;
+                            at += len;
+                            zoneWhole = last || whole; // the next run starts a new zone, or goes on with this one
+                        }
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                    return true;
+                }).ConfigureAwait(false);
+                _resyncWindow.Release(bytes - sent);
+                progress.Done(read);
+                i = j;
+            }
+        }
+
+        /// <summary>
+        /// Journal resync of one file's dirty zones by comparison: one ZoneHashRequest per group of zones (ordered in
+        /// the stream like any mutation, so the hashes are the secondary's state at that point), then each zone is read
+        /// here under the file lock and only the blocks whose hash differs are sent. A live write between the request
+        /// and the read makes its block differ (sent again, ordered after it) or is replicated itself: either way the
+        /// copies end equal. A zone is cleared in the journal once its last write is acknowledged, or at once when
+        /// nothing in it differed.
+        /// </summary>
+        private async Task ZoneHashSyncAsync(Session s, TreeState t, DataItem item, byte[] buffer, CancellationToken ct)
+        {
+            var progress = s.Progress!;
+            int zone = _options.ZoneBytes, block = _options.ZoneCompareBlockBytes, perZone = zone / block;
+            const int ZonesPerRequest = 256;
+            var mine = new byte[32];
+            var zones = item.Zones.OrderBy(z => z).ToList();
+            var runs = new List<(int Start, int End)>();
+            for (int g = 0; g < zones.Count; g += ZonesPerRequest)
+            {
+                ct.ThrowIfCancellationRequested();
+                var group = zones.GetRange(g, Math.Min(ZonesPerRequest, zones.Count - g));
+                uint id = Interlocked.Increment(ref s.NextRequest);
+                Task<object>? reply = null;
+                await UnderFileLockAsync(t, item, path =>
+                {
+                    var f = NewFrame(MsgType.ZoneHashRequest, 64 + path.Length * 3 + group.Count * 12);
+                    f.U16((ushort)t.Index); f.U32(id); f.Str(path); f.I32(block); f.U32((uint)group.Count);
+                    foreach (var z in group) { f.I64(z * zone); f.I32(perZone); }
+                    reply = Ask(s, f, id, t);
+                    // Our reads of these zones start now, while the secondary reads and hashes its copy.
+                    try
+                    {
+                        using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                        NativeFs.WillNeed(h, group.Select(z => (z * zone, (long)zone)));
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                    return true;
+                }).ConfigureAwait(false);
+                if (reply == null) return;
+                var answer = (HashAnswer)await reply.WaitAsync(ct).ConfigureAwait(false);
+                bool usable = answer.Result == 0 && answer.Hashes.Length == group.Count * perZone * HashBytes;
+                for (int gi = 0; gi < group.Count; gi++)
+                {
+                    long z = group[gi], off = z * zone;
+                    await _resyncWindow.TakeAsync(zone, ct).ConfigureAwait(false);
+                    int sent = 0, n = 0;
+                    await UnderFileLockAsync(t, item, path =>
+                    {
+                        n = ReadAt(t, path, buffer, off, zone);
+                        if (n <= 0) return false;
+                        runs.Clear();
+                        int runStart = -1;
+                        for (int k = 0; k <= perZone; k++)
+                        {
+                            int at = k * block;
+                            bool differs = false;
+                            if (k < perZone && at < n)
+                            {
+                                int len = Math.Min(block, n - at);
+                                differs = !usable || off + at + len > answer.Size;
+                                if (!differs)
+                                {
+                                    SHA256.HashData(buffer.AsSpan(at, len), mine);
+                                    differs = !mine.AsSpan(0, HashBytes).SequenceEqual(answer.Hashes.AsSpan((gi * perZone + k) * HashBytes, HashBytes));
+                                }
+                            }
+                            if (differs && runStart < 0) runStart = at;
+                            if (!differs && runStart >= 0)
+                            {
+                                runs.Add((runStart, Math.Min(at, n)));
+                                runStart = -1;
+                            }
+                        }
+                        bool whole = n == zone;
+                        for (int i = 0; i < runs.Count; i++)
+                        {
+                            var (a, b) = runs[i];
+                            if (!SendResync(s, t, new FsMutation { Op = FsOp.Write, Path = path, Offset = off + a, Data = buffer.AsMemory(a, b - a) }, item,
+                                whole && i == runs.Count - 1 ? z : -1)) return false;
+                            sent += b - a;
+                        }
+                        if (runs.Count == 0 && whole) t.Journal.ClearZone(path, z, t.ResyncMark);
+                        return true;
+                    }).ConfigureAwait(false);
+                    _resyncWindow.Release(zone - sent);
+                    progress.Done(Math.Max(n, 0));
+                }
             }
         }
 

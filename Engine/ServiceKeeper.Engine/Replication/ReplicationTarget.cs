@@ -81,6 +81,8 @@ namespace ServiceKeeper.Engine.Replication
                 if (_connection != null) throw new InvalidOperationException("already connected");
                 _progress = progress;
             }
+            // The previous connection's syncfs and journal update come before this one's BeginResync.
+            await Durability.ConfigureAwait(false);
             var socket = new Socket(primary.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             FrameConnection conn;
             try
@@ -136,9 +138,11 @@ namespace ServiceKeeper.Engine.Replication
                 var dirty = t.Journal.DirtyPaths();
                 f.U32((uint)dirty.Count);
                 foreach (var p in dirty) f.Str(p);
-                t.Journal.BeginResync(full || t.Journal.SyncPoint == null);
             }
+            // Sent first, so that the journal's fsyncs below overlap the primary's scan: nothing is applied before
+            // they are done (the apply thread starts after this returns), which is all "interrupted" must precede.
             conn.Send(f);
+            foreach (var t in _trees) t.Journal.BeginResync(full || t.Journal.SyncPoint == null);
         }
 
         private void Receive(FrameConnection conn, TaskCompletionSource inSync, TaskCompletionSource completion)
@@ -241,21 +245,56 @@ namespace ServiceKeeper.Engine.Replication
                             SendHashes(conn, _trees[ti], id, path, start, block, count, hash);
                             break;
                         }
+                    case MsgType.ZoneHashRequest:
+                        {
+                            int ti = r.U16();
+                            uint id = r.U32();
+                            var path = r.Path();
+                            int block = r.I32();
+                            uint n = r.U32();
+                            if (ti >= _trees.Length || block <= 0 || block > (16 << 20) || n > 65536) throw new ProtocolException("bad zone hash request");
+                            var ranges = new (long Start, int Count)[n];
+                            long blocks = 0;
+                            for (int i = 0; i < n; i++)
+                            {
+                                ranges[i] = (r.I64(), r.I32());
+                                blocks += ranges[i].Count;
+                                if (ranges[i].Start < 0 || ranges[i].Count <= 0 || blocks > (1 << 20)) throw new ProtocolException("bad zone hash request");
+                            }
+                            SendZoneHashes(conn, _trees[ti], id, path, block, ranges, (int)blocks, hash);
+                            break;
+                        }
                     case MsgType.InSync:
                         {
                             r.I64(); // the primary's sync point: ours is taken below, after our own flush
                             var final = ReadProgress(ref r);
                             var now = _time.GetUtcNow().UtcDateTime;
-                            foreach (var t in _trees)
+                            if (durableMode)
                             {
-                                NativeFs.SyncFileSystem(t.Config.ReadRoot);
-                                t.Journal.MarkResynced(t.Journal.MarkCounter, now - _options.SyncPointMargin);
+                                // sync-disk: the resync's data is durable before "in sync" is acknowledged.
+                                foreach (var t in _trees)
+                                {
+                                    NativeFs.SyncFileSystem(t.Config.ReadRoot);
+                                    t.Journal.MarkResynced(t.Journal.MarkCounter, now - _options.SyncPointMargin);
+                                }
+                            }
+                            else
+                            {
+                                // sync: "in sync" means applied, as every acknowledgement in this mode; the journal says
+                                // so only once a syncfs made it durable (until then a crash here finds the resync interrupted).
+                                var marks = _trees.Select(t => t.Journal.MarkCounter).ToArray();
+                                MakeDurableInBackground(() =>
+                                {
+                                    for (int i = 0; i < _trees.Length; i++)
+                                        if (NativeFs.SyncFileSystem(_trees[i].Config.ReadRoot) == 0)
+                                            _trees[i].Journal.MarkResynced(marks[i], now - _options.SyncPointMargin);
+                                });
                             }
                             lastSyncPoint = _time.GetTimestamp();
                             lock (_gate)
                             {
                                 _state = TargetState.Receiving;
-                                _durable = seq;
+                                if (durableMode) _durable = seq;
                                 _lastResync = final ?? _lastProgress;
                                 if (_lastResync != null) _lastResync.FinishedUtc = now;
                             }
@@ -281,7 +320,7 @@ namespace ServiceKeeper.Engine.Replication
                 unackedOps++;
                 bool inSyncNow = type == MsgType.InSync;
                 bool periodic = _time.GetElapsedTime(lastSyncPoint) >= _options.SyncPointInterval && IsInSync;
-                if (periodic)
+                if (periodic && durableMode)
                 {
                     // Everything applied so far becomes durable; the sync point may move up to now (less the margin).
                     var now = _time.GetUtcNow().UtcDateTime;
@@ -294,6 +333,22 @@ namespace ServiceKeeper.Engine.Replication
                     touched.Clear();
                     lock (_gate) _durable = seq;
                     lastSyncPoint = _time.GetTimestamp();
+                }
+                else if (periodic)
+                {
+                    // sync: the same off the apply thread, so a syncfs (which waits for every dirty page of the file
+                    // system, other programs' too) never holds back live writes; the sync point moves once it is done.
+                    lastSyncPoint = _time.GetTimestamp();
+                    var now = _time.GetUtcNow().UtcDateTime;
+                    MakeDurableInBackground(() =>
+                    {
+                        foreach (var t in _trees)
+                        {
+                            if (NativeFs.SyncFileSystem(t.Config.ReadRoot) != 0) continue;
+                            t.Journal.SetSyncPoint(now - _options.SyncPointMargin);
+                            t.Journal.Flush();
+                        }
+                    }, optional: true);
                 }
                 if (inSyncNow || !conn.HasInput || unackedOps >= AckEveryOps || unackedBytes >= AckEveryBytes)
                 {
@@ -313,7 +368,7 @@ namespace ServiceKeeper.Engine.Replication
                     lock (_gate) { _applied = seq; durable = _durable; }
                     ack.I64(seq); ack.I64(durable); ack.U32((uint)results.Count);
                     foreach (var (s, rc) in results) { ack.I64(s); ack.I32(rc); }
-                    conn.Send(ack);
+                    conn.Send(ack, inline: true); // from this thread: no hand-off to the writer on the round trip
                     results.Clear();
                     unackedOps = 0;
                     unackedBytes = 0;
@@ -321,6 +376,30 @@ namespace ServiceKeeper.Engine.Replication
                 if (inSyncNow) inSync.TrySetResult();
             }
         }
+
+        private Task _durability = Task.CompletedTask;
+
+        /// <summary>
+        /// Sync mode: runs a syncfs and the journal update that depends on it on the thread pool, one at a time (a
+        /// periodic one is skipped while the previous still runs). A new connection and Dispose wait for it first.
+        /// </summary>
+        private void MakeDurableInBackground(Action work, bool optional = false)
+        {
+            lock (_gate)
+            {
+                if (optional && !_durability.IsCompleted) return;
+                if (!_durability.IsCompleted) _durability = _durability.ContinueWith(_ => Run(), TaskScheduler.Default);
+                else _durability = Task.Run(Run);
+            }
+
+            void Run()
+            {
+                try { work(); }
+                catch (Exception e) { LogDurabilityFailed(_options.Module, e); }
+            }
+        }
+
+        private Task Durability { get { lock (_gate) return _durability; } }
 
         private static string Parent(string path)
         {
@@ -400,6 +479,68 @@ namespace ServiceKeeper.Engine.Replication
             conn.Send(f);
         }
 
+        /// <summary>
+        /// One hash per requested block, in request order; a block at or past the end of the file gets 16 zero bytes
+        /// (the primary knows the size from the reply and sends such blocks anyway).
+        /// </summary>
+        private static void SendZoneHashes(FrameConnection conn, TreeState t, uint id, string path, int block, (long Start, int Count)[] ranges, int blocks, byte[] hash)
+        {
+            var f = new OutFrame(MsgType.HashReply, 32 + blocks * ReplicationSource.HashBytes);
+            f.U32(id);
+            var full = TreeScan.Full(t.Config.ReadRoot, path);
+            if (t.Filter.IsExcluded(path) || NativeFs.Stat(full, out var st) != 0 || st.Type != FsEntryType.File)
+            {
+                f.I32(-2); f.I64(0); f.U32(0);
+                conn.Send(f);
+                return;
+            }
+            var hashes = new byte[blocks * ReplicationSource.HashBytes];
+            int result = 0;
+            long size = st.Size;
+            try
+            {
+                using var h = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                size = RandomAccess.GetLength(h);
+                NativeFs.WillNeed(h, ranges.Select(x => (x.Start, (long)x.Count * block)));
+                int longest = ranges.Max(x => x.Count);
+                var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min((long)longest * block, 16 << 20));
+                try
+                {
+                    int at = 0;
+                    foreach (var (start, count) in ranges)
+                    {
+                        // One read per range (a journal zone), then hash its blocks.
+                        long want = Math.Clamp(size - start, 0, Math.Min((long)count * block, buffer.Length));
+                        int n = 0;
+                        while (n < want)
+                        {
+                            int got = RandomAccess.Read(h, buffer.AsSpan(n, (int)want - n), start + n);
+                            if (got <= 0) break;
+                            n += got;
+                        }
+                        for (int k = 0; k < count; k++, at++)
+                        {
+                            int off = k * block;
+                            if (off >= n) continue;
+                            SHA256.HashData(buffer.AsSpan(off, Math.Min(block, n - off)), hash);
+                            hash.AsSpan(0, ReplicationSource.HashBytes).CopyTo(hashes.AsSpan(at * ReplicationSource.HashBytes));
+                        }
+                    }
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                result = -5;
+            }
+            f.I32(result); f.I64(size); f.U32(result == 0 ? (uint)blocks : 0);
+            if (result == 0) f.Raw(hashes);
+            conn.Send(f);
+        }
+
         private static ResyncProgress? ReadProgress(ref PayloadReader r)
         {
             if (r.U8() == 0) return null;
@@ -457,6 +598,7 @@ namespace ServiceKeeper.Engine.Replication
             }
             Disconnect();
             await completion.ConfigureAwait(false);
+            await Durability.ConfigureAwait(false);
             foreach (var t in _trees) t.Journal.Close();
         }
 
@@ -471,6 +613,9 @@ namespace ServiceKeeper.Engine.Replication
 
         [LoggerMessage(Level = LogLevel.Information, Message = "{Module}: in sync with the primary")]
         private partial void LogInSync(string module);
+
+        [LoggerMessage(Level = LogLevel.Error, Message = "{Module}: making the copy durable (syncfs, sync point) failed")]
+        private partial void LogDurabilityFailed(string module, Exception e);
 
         [LoggerMessage(Level = LogLevel.Error, Message = "{Module}: fsync of {Path} failed ({Result})")]
         private partial void LogFsyncFailed(string module, string path, int result);

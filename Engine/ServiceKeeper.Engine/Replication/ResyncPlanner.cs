@@ -16,6 +16,8 @@ namespace ServiceKeeper.Engine.Replication
         public string Path = "";
         public DataMethod Method;
         public List<long> Zones = new();
+        /// <summary>The journal's exact 4 KiB block map (null when unknown, as after a restart): only those blocks are sent.</summary>
+        public DirtyJournal.Entry? Fine;
         public long TruncatedFrom = long.MaxValue;
         /// <summary>Size when planned, for the progress total.</summary>
         public long PlannedBytes;
@@ -142,6 +144,13 @@ namespace ServiceKeeper.Engine.Replication
                     item.TruncatedFrom = je.TruncatedFrom;
                     long tail = je.TruncatedFrom < pe.Stat.Size ? pe.Stat.Size - je.TruncatedFrom : 0;
                     item.PlannedBytes = Math.Min(pe.Stat.Size, item.Zones.Count * (long)zoneBytes + tail);
+                    if (je.FineExact && zoneBytes > DirtyJournal.FineBlockBytes && zoneBytes % DirtyJournal.FineBlockBytes == 0)
+                    {
+                        item.Fine = je;
+                        int per = zoneBytes / DirtyJournal.FineBlockBytes;
+                        long blocks = item.Zones.Sum(z => Enumerable.Range(0, per).Count(k => je.IsFine(z * per + k)) is var c && c > 0 ? c : per);
+                        item.PlannedBytes = Math.Min(pe.Stat.Size, blocks * DirtyJournal.FineBlockBytes + tail);
+                    }
                 }
                 else continue;
                 anyHash |= item.Method == DataMethod.Hash;
