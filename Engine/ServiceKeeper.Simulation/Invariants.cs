@@ -155,6 +155,16 @@ namespace ServiceKeeper.Simulation
             var waiting = _nodes.FirstOrDefault(n => n.Up && n.Machine!.State == MirrorStateName.Second && !n.Machine.Ready && n.Machine.RunningProcedure == null
                                                      && _adminChoseSecondary.Contains(n));
             var peerOfWaiting = waiting?.Peer;
+            // The admin made both nodes secondary (Set-SKSecondary on each): each was told to discard its data for the
+            // other's, so serving either would overrule an explicit command; both wait for the admin's next word
+            // (Set-SKPrimary on the node to keep). Checked on both nodes, not only the first that waits.
+            if (_nodes.All(n => n.Up && n.Machine!.State == MirrorStateName.Second && !n.Machine.Ready && n.Machine.RunningProcedure == null
+                                && _adminChoseSecondary.Contains(n) && n.Machine.View.SecondRequested))
+            {
+                _outcome = "both nodes made secondary by the admin, the admin decides";
+                Trace(null, _outcome);
+                return;
+            }
             if (waiting != null && peerOfWaiting!.Up && !peerOfWaiting.Machine!.IsServing &&
                 (peerOfWaiting.Machine.Reason?.Contains("not up to date", StringComparison.Ordinal) == true ||
                  peerOfWaiting.Machine.Reason?.Contains("no data yet", StringComparison.Ordinal) == true ||

@@ -360,6 +360,8 @@ namespace ServiceKeeper.Simulation
         {
             n.AppRunning = true;
             Trace(n, "application running");
+            // Serving ends an earlier Set-SKSecondary on this node (the engine keeps its data from now on).
+            _adminChoseSecondary.Remove(n);
             CheckApplicationStart(n);
             n.ForcedSinceServing = false;
         }

@@ -49,9 +49,12 @@ namespace ServiceKeeper.Engine.Mirror
     /// <param name="LostPeer">a ready secondary no longer hears its primary and is deciding to take over: a primary that
     /// still hears it steps down (heartbeats lost one way only, or writes it could not replicate must not be acknowledged).</param>
     /// <param name="LastPrimary">the peer's record of the last primary: both nodes break a tie the same way only when they agree.</param>
+    /// <param name="SecondRequested">the admin made the peer secondary (Set-SKSecondary): it waits for this node to serve
+    /// and will not serve itself, whatever the two nodes' data say.</param>
     public sealed record PeerView(
         string Node, MirrorStateName State, bool Ready, string? Generation, IReadOnlyList<string> History,
-        bool Consistent, bool UpToDate, bool Authoritative, bool HandOver, bool Starting, bool LostPeer = false, string? LastPrimary = null)
+        bool Consistent, bool UpToDate, bool Authoritative, bool HandOver, bool Starting, bool LostPeer = false, string? LastPrimary = null,
+        bool SecondRequested = false)
     {
         public bool IsServing => State is MirrorStateName.Alone or MirrorStateName.Prim;
     }

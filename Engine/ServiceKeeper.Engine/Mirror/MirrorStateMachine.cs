@@ -132,7 +132,7 @@ namespace ServiceKeeper.Engine.Mirror
         public PeerView View => new(_s.Node, State, Ready, Disk.Generation, Disk.History, Disk.Consistent, Disk.UpToDate,
                                     Disk.Authoritative, HandOver, Starting,
                                     LostPeer: _checkingTakeOver && State == MirrorStateName.Second && _op == Procedure.ProbeWitness,
-                                    LastPrimary: Disk.LastPrimary);
+                                    LastPrimary: Disk.LastPrimary, SecondRequested: _discardData || _secondRequested);
 
         public IReadOnlyList<MirrorAction> Handle(MirrorEvent e)
         {
@@ -397,6 +397,10 @@ namespace ServiceKeeper.Engine.Mirror
 
                 case MirrorStateName.Second when !Ready && peer != null:
                     if (peer.IsServing && _op == null) StartResync();
+                    // sim seed 15150: this node chose to wait for the peer to serve, then the admin made the peer secondary
+                    // (Set-SKSecondary): it will not serve, and both waited for each other for ever. Decide again without it.
+                    else if (_op == null && !_discardData && !_secondRequested && peer is { State: MirrorStateName.Second, Ready: false, HandOver: false, SecondRequested: true })
+                        Decide();
                     break;
             }
         }
