@@ -73,5 +73,42 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(m.View.SecondRequested);
             Assert.True(MirrorPayload.Decode("n1", MirrorPayload.Encode(m.View))!.SecondRequested);
         }
+            [Fact]
+        public void Swap_ThePeerNeverSawTheHandOverAndWaitsIsolated_TheOldPrimaryServesAgain()
+        {
+            // sim seed 10265: n2's incoming port was cut as n1 handed over; n2 lost n1, found no witness and waited
+            // (isolated). n1, still hearing n2, waited as SECOND (handing over) until the end of the run.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var secondary = pair["n2"].Machine.View;
+            n1.Handle(new SwapCommand());
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.True(n1.HandOver);
+
+            var actions = n1.Handle(new PeerHeard(secondary with { State = MirrorStateName.Wait, Ready = false }));
+
+            Assert.False(n1.HandOver);
+            Assert.True(Runs(actions, Procedure.StartApplication), string.Join(", ", actions));
+            var persisted = actions.OfType<PersistAction>().Last().Disk;
+            Assert.NotEqual(secondary.Generation, persisted.Generation);
+            Assert.True(persisted.UpToDate);
+        }
+
+        [Fact]
+        public void Swap_ThePeerStillSecondReady_TheOldPrimaryKeepsHandingOver()
+        {
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var secondary = pair["n2"].Machine.View;
+            n1.Handle(new SwapCommand());
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            var actions = n1.Handle(new PeerHeard(secondary with { History = secondary.History }));
+
+            Assert.True(n1.HandOver);
+            Assert.False(Runs(actions, Procedure.StartApplication));
+        }
     }
 }

@@ -35,8 +35,6 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [10089] = Invariants.StaleNodeNeverServes,
             [10156] = Invariants.StaleNodeNeverServes,
             [10217] = Invariants.StaleNodeNeverServes,
-            [10265] = Invariants.ConvergesAfterFaults,
-            [10318] = Invariants.ConvergesAfterFaults,
             [11415] = Invariants.NoLostAcknowledgedWrite,
             [11417] = Invariants.NoLostAcknowledgedWrite,
             [11755] = Invariants.ConvergesAfterFaults,

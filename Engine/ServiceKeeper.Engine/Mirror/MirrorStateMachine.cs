@@ -384,6 +384,16 @@ namespace ServiceKeeper.Engine.Mirror
                         Log("swap done: " + _s.PeerNode + " is primary");
                         FollowServingPeer();
                     }
+                    else if (peer.State is MirrorStateName.Wait or MirrorStateName.Stop && !peer.Starting)
+                    {
+                        // sim seed 10265: the peer never saw the hand-over (its incoming heartbeats were cut), lost this node and
+                        // went to WAIT (isolated); it will not take over, and this node waited for it for ever. This node stopped
+                        // the application last and holds every acknowledged write: the swap is abandoned, it serves again.
+                        HandOver = false;
+                        _primaryConfirmed = true;
+                        Log($"swap abandoned: {_s.PeerNode} did not take over ({DescribePeer()}); serving again here");
+                        TakeOver(newGeneration: true, $"swap abandoned: {_s.PeerNode} is {DescribePeer()}");
+                    }
                     break;
 
                 case MirrorStateName.Second when Ready && peer != null:
