@@ -131,6 +131,8 @@ namespace ServiceKeeper.Simulation
         {
             n.Up = true;
             n.Incarnation++;
+            n.Inbox.Clear();
+            n.DrainAt = -1;
             n.PeerIncarnationSeen = n.PeerSequenceSeen = -1;
             n.PeerAlive = false;
             n.LastDelivered = null;
@@ -165,6 +167,8 @@ namespace ServiceKeeper.Simulation
             if (!n.Up) return;
             Trace(n, $"CRASH ({why})");
             n.Up = false;
+            n.Inbox.Clear();
+            n.DrainAt = -1;
             n.TornCrashPending = false;
             n.AppRunning = false;
             n.Replicating = false;
@@ -178,12 +182,39 @@ namespace ServiceKeeper.Simulation
         private void Input(SimNode n, MirrorEvent e, string? label = null)
         {
             if (!n.Up) return;
-            var inc = n.Incarnation;
-            if (_now < n.StallUntil)
+            // As MirrorHost's inbox: events wait in order while the engine is blocked on its disk, and are handled in that
+            // order once it is free (sim seed 2005: a stall cut short when the faults stopped let a heartbeat deferred during
+            // it overtake newer ones; an older view of the peer then sent the node into a resync to an old generation).
+            if (_now < n.StallUntil || n.Inbox.Count > 0)
             {
-                At(n.StallUntil, null, n, () => { if (n.Up && n.Incarnation == inc) Input(n, e, label); });
+                n.Inbox.Enqueue((e, label));
+                ScheduleDrain(n);
                 return;
             }
+            Handle(n, e, label);
+        }
+
+        private void ScheduleDrain(SimNode n)
+        {
+            var at = Math.Max(n.StallUntil, _now);
+            if (n.DrainAt >= 0 && n.DrainAt <= at) return;
+            n.DrainAt = at;
+            var inc = n.Incarnation;
+            At(at, null, n, () =>
+            {
+                if (!n.Up || n.Incarnation != inc || n.DrainAt != at) return;
+                n.DrainAt = -1;
+                while (n.Up && n.Incarnation == inc && n.Inbox.Count > 0)
+                {
+                    if (_now < n.StallUntil) { ScheduleDrain(n); return; }
+                    var (e, label) = n.Inbox.Dequeue();
+                    Handle(n, e, label);
+                }
+            });
+        }
+
+        private void Handle(SimNode n, MirrorEvent e, string? label)
+        {
             IReadOnlyList<MirrorAction> actions;
             var servingBefore = n.Machine!.IsServing;
             try
@@ -664,6 +695,7 @@ namespace ServiceKeeper.Simulation
                 n.LossIn = n.LossOut = 0;
                 n.LossUntil = 0;
                 n.StallUntil = Math.Min(n.StallUntil, _now);
+                if (n.Inbox.Count > 0) ScheduleDrain(n);
                 n.TornCrashPending = false;
                 if (!n.Up) Boot(n, start: false);
                 var node = n;

@@ -48,6 +48,9 @@ namespace ServiceKeeper.Simulation
         /// <summary>The replication connection to the peer while replicating (primary side).</summary>
         public ReplicationConnection? Connection;
         public int ProcedureToken;
+        /// <summary>Events waiting while the engine is blocked on its stalled disk (handled in order), and when they are next drained.</summary>
+        public readonly Queue<(MirrorEvent Event, string? Label)> Inbox = new();
+        public long DrainAt = -1;
         public long ResyncPeerIncarnation;
         public readonly Dictionary<int, long> PendingWrites = new(); // write id -> issue time
         public bool ForcedSinceServing;
