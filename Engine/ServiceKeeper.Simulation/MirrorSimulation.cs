@@ -148,7 +148,8 @@ namespace ServiceKeeper.Simulation
                 IgnoreStaleness: _o.Off.HasFlag(Protection.StaleCheck));
             n.Machine = new MirrorStateMachine(
                 new MirrorSettings("web", n.Name, n.Peer.Name, "n1", Failover: true, DefaultPrimaryPolicy.Alone, null, MaxLoop: 3,
-                    LoopInterval: TimeSpan.FromMinutes(10), HasWitness: _witness, StartupWait: HeartbeatTimeout * 2),
+                    LoopInterval: TimeSpan.FromMinutes(10), HasWitness: _witness, StartupWait: HeartbeatTimeout * 2,
+                    TakeOverDelay: MirrorSettings.TakeOverDelayFor(HeartbeatTimeout)),
                 disk, n.Clock, () => $"g{++_generations}", safety);
             n.Published = n.Machine.View;
             Trace(n, $"engine up (incarnation {n.Incarnation}), disk gen {disk.Generation ?? "-"}{(disk.UpToDate ? " utd" : "")}");
@@ -357,6 +358,11 @@ namespace ServiceKeeper.Simulation
                 case Procedure.ProbeWitness: duration = Ms(20, 1000); break;
                 default: duration = Ms(10, 300); break;
             }
+            if (r.Procedure == Procedure.ProbeWitness)
+            {
+                ProbeWitness(n, inc, token, attempt: 0);
+                return;
+            }
             After(duration, null, n, () =>
             {
                 if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
@@ -378,14 +384,38 @@ namespace ServiceKeeper.Simulation
                         if (ok) ResyncCompleted(n, peer);
                         else detail = "connection to " + peer.Name + " lost";
                         break;
-                    case Procedure.ProbeWitness:
-                        // Two pings to the witness on the switch: each needs the request out of this node's port and the answer back in.
-                        ok = Enumerable.Range(0, 2).Select(_ => PassesOut(n) && PassesIn(n)).ToArray().Any(x => x);
-                        break;
                 }
                 Input(n, new ProcedureDone(r.Procedure, ok, detail), $"{r.Procedure} done ({(ok ? "ok" : "failed: " + detail)})");
             });
         }
+
+        /// <summary>
+        /// As MirrorHost.ProbeWitnessesAsync: up to two pings, one after the other, each given a third of the heartbeat timeout
+        /// (MirrorSettings.WitnessPingTimeout); a witness on the switch answers within milliseconds. A ping needs the request out of this
+        /// node's port and the answer back in at the time it is sent (sim seed 12142: the probe used to be judged by the port at
+        /// its end, so a probe sent through a cut port succeeded if the port healed before the probe's drawn duration ended).
+        /// </summary>
+        private void ProbeWitness(SimNode n, int inc, int token, int attempt)
+        {
+            var answered = PassesOut(n) && PassesIn(n);
+            if (answered || attempt == MirrorSettings.WitnessPings - 1)
+            {
+                var after = answered ? Ms(1, 5) : WitnessPingTimeout;
+                AfterLocal(n, after, () =>
+                {
+                    if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
+                    Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})");
+                });
+                return;
+            }
+            AfterLocal(n, WitnessPingTimeout, () =>
+            {
+                if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
+                ProbeWitness(n, inc, token, attempt + 1);
+            });
+        }
+
+        private static readonly TimeSpan WitnessPingTimeout = MirrorSettings.WitnessPingTimeout(HeartbeatTimeout);
 
         private void ApplicationStarted(SimNode n)
         {

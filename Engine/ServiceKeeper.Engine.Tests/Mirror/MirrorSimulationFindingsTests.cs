@@ -16,9 +16,24 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero));
         private int _generation = 100;
 
-        private MirrorStateMachine Machine(MirrorDisk disk, string node = "n1", bool witness = false) =>
+        private MirrorStateMachine Machine(MirrorDisk disk, string node = "n1", bool witness = false, TimeSpan takeOverDelay = default) =>
             new(new MirrorSettings("web", node, node == "n1" ? "n2" : "n1", "n1", Failover: true, DefaultPrimaryPolicy.Alone, null, 3,
-                TimeSpan.FromHours(24), witness, TimeSpan.FromSeconds(3)), disk, _time, () => $"g{++_generation}");
+                TimeSpan.FromHours(24), witness, TimeSpan.FromSeconds(3), takeOverDelay), disk, _time, () => $"g{++_generation}");
+
+        /// <summary>n2 as the ready secondary of n1 (PRIM, generation g1), with a witness.</summary>
+        private MirrorStateMachine ReadySecondary(TimeSpan takeOverDelay)
+        {
+            var disk = Disk("g1", lastPrimary: "n1");
+            var m = Machine(disk, "n2", witness: true, takeOverDelay);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            var primary = Peer(MirrorStateName.Prim, true, disk, "n1");
+            m.Handle(new PeerHeard(primary));
+            if (m.RunningProcedure == Procedure.Resync) m.Handle(new ProcedureDone(Procedure.Resync, true));
+            m.Handle(new PeerHeard(primary with { Starting = false }));
+            Assert.True(m.State == MirrorStateName.Second && m.Ready, m.State + " " + m.Reason);
+            return m;
+        }
 
         private static MirrorDisk Disk(string generation, string? lastPrimary, bool upToDate = false, params string[] history) =>
             new(generation, ImmutableList.CreateRange(history), Consistent: true, UpToDate: upToDate, Authoritative: false, lastPrimary);
@@ -109,6 +124,48 @@ namespace ServiceKeeper.Engine.Tests.Mirror
 
             Assert.True(n1.HandOver);
             Assert.False(Runs(actions, Procedure.StartApplication));
+        }
+            [Fact]
+        public void PrimaryLost_AWitnessAnswersAtOnce_TheSecondaryWaitsTheTakeOverDelay_ThenServes()
+        {
+            // sim seed 12142: the witness answered the secondary within milliseconds; the isolated primary's probe was still
+            // waiting for its pings to time out, serving, when the cut healed: clients reached both applications.
+            var delay = MirrorSettings.TakeOverDelayFor(TimeSpan.FromMilliseconds(1500));
+            Assert.Equal(TimeSpan.FromMilliseconds(1750), delay);
+            var m = ReadySecondary(delay);
+            m.Handle(new PeerLost());
+            Assert.Equal(Procedure.ProbeWitness, m.RunningProcedure);
+
+            var answered = m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            Assert.False(Runs(answered, Procedure.StartApplication));
+            Assert.True(m.View.LostPeer); // a primary that still hears this node steps down
+            _time.Advance(delay - TimeSpan.FromMilliseconds(100));
+            Assert.False(Runs(m.Handle(new Tick()), Procedure.StartApplication));
+            m.Handle(new PeerLost()); // lost again meanwhile: still waiting, not "lost before it served"
+            Assert.Equal(MirrorStateName.Second, m.State);
+
+            _time.Advance(TimeSpan.FromMilliseconds(100));
+            var actions = m.Handle(new Tick());
+
+            Assert.True(Runs(actions, Procedure.StartApplication), string.Join(", ", actions));
+            Assert.Equal(MirrorStateName.Alone, m.State);
+            Assert.False(m.View.LostPeer);
+        }
+
+        [Fact]
+        public void PrimaryLost_ItServesAgainWhileTheSecondaryWaitsToTakeOver_TheSecondaryFollowsIt()
+        {
+            var m = ReadySecondary(TimeSpan.FromSeconds(2));
+            m.Handle(new PeerLost());
+            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Prim, true, Disk("g1", lastPrimary: "n1"), "n1")));
+            _time.Advance(TimeSpan.FromSeconds(3));
+            var actions = m.Handle(new Tick());
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.True(m.State == MirrorStateName.Second && m.Ready, m.State + " " + m.Reason);
+            Assert.False(m.View.LostPeer);
         }
     }
 }

@@ -64,7 +64,7 @@ namespace ServiceKeeper.Engine.Mirror
             _machine = new MirrorStateMachine(
                 new MirrorSettings(info.Name, ctx.Options.NodeName, _peer, info.InitialPrimary ?? info.Nodes[0],
                     config.Failover, config.DefaultPrimary, config.DefaultPrimaryNode, config.MaxLoop, config.LoopInterval,
-                    witness != null, StartupWait: heart.Timeout * 2),
+                    witness != null, StartupWait: heart.Timeout * 2, TakeOverDelay: MirrorSettings.TakeOverDelayFor(heart.Timeout)),
                 LoadDisk(), ctx.Time, () => "g" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..6]).ToLowerInvariant());
             _parts = new ModuleParts(ctx, info, config, new Dictionary<string, string> { ["SK_PEER"] = _peer });
             if (config.Rfs is { Directories.Count: > 0 } rfs)
@@ -388,10 +388,10 @@ namespace ServiceKeeper.Engine.Mirror
             var witnesses = _config.Checks.OfType<SplitBrainCheckConfig>().SelectMany(s => s.Witnesses).ToList();
             // The isolated side holds the VIP until its probes give up: keep them in proportion to the
             // detection time (a witness on the LAN answers in a millisecond).
-            var timeout = TimeSpan.FromMilliseconds(Math.Clamp(_config.Heart!.Timeout.TotalMilliseconds / 3, 100, 700));
+            var timeout = MirrorSettings.WitnessPingTimeout(_config.Heart!.Timeout);
             var probes = witnesses.Select(async w =>
             {
-                for (int attempt = 0; attempt < 2; attempt++)
+                for (int attempt = 0; attempt < MirrorSettings.WitnessPings; attempt++)
                 {
                     using var ping = new Ping();
                     try

@@ -62,10 +62,30 @@ using ServiceKeeper.Engine.Configuration;
 namespace ServiceKeeper.Engine.Mirror
 {
     /// <summary>Module settings the machine needs (from userconfig.xml and the module's install).</summary>
+    /// <param name="TakeOverDelay">with a witness: how long a secondary that lost its primary waits, from the loss, before it
+    /// starts the application, even though a witness answers it at once. An isolated primary loses the secondary at about the
+    /// same moment, but its witness probe only gives up after every ping has timed out; it must be stopping by then (see
+    /// TakeOverDelayFor). Zero: take over as soon as a witness answers.</param>
     public sealed record MirrorSettings(
         string Module, string Node, string PeerNode, string InitialPrimary,
         bool Failover, DefaultPrimaryPolicy DefaultPrimary, string? DefaultPrimaryNode,
-        int MaxLoop, TimeSpan LoopInterval, bool HasWitness, TimeSpan StartupWait);
+        int MaxLoop, TimeSpan LoopInterval, bool HasWitness, TimeSpan StartupWait, TimeSpan TakeOverDelay = default)
+    {
+        /// <summary>One witness ping's timeout: in proportion to the detection time (a witness on the LAN answers in a
+        /// millisecond), so that an isolated node gives way soon after it lost its peer.</summary>
+        public static TimeSpan WitnessPingTimeout(TimeSpan heartbeatTimeout) =>
+            TimeSpan.FromMilliseconds(Math.Clamp(heartbeatTimeout.TotalMilliseconds / 3, 100, 700));
+
+        /// <summary>Pings per witness probe (one after the other).</summary>
+        public const int WitnessPings = 2;
+
+        /// <summary>
+        /// The isolated primary's give-up time (every ping of its probe timed out) plus half a heartbeat timeout for the
+        /// skew between the two nodes' detection of the loss (heartbeat phase, late datagrams, ticks, clock rates).
+        /// </summary>
+        public static TimeSpan TakeOverDelayFor(TimeSpan heartbeatTimeout) =>
+            WitnessPingTimeout(heartbeatTimeout) * WitnessPings + heartbeatTimeout / 2;
+    }
 
     /// <summary>A command that does not fit the current state; nothing was changed.</summary>
     public sealed class MirrorCommandException(string errorId, string message) : Exception(message)
@@ -102,6 +122,7 @@ namespace ServiceKeeper.Engine.Mirror
         private bool _holdingWrites;      // replication lost while the secondary could take over: writes stay blocked
         private bool _steppingDown;       // stopping the application because the peer may serve (isolated, peer lost us)
         private bool _checkingTakeOver;   // SECOND that lost its primary, probing the witness (published as LostPeer)
+        private DateTimeOffset? _takeOverAt; // SECOND that lost its primary, a witness answered: starts serving then (TakeOverDelay)
 
         public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration, MirrorSafety? safety = null)
         {
@@ -131,7 +152,7 @@ namespace ServiceKeeper.Engine.Mirror
         /// <summary>This node's view as the peer will see it.</summary>
         public PeerView View => new(_s.Node, State, Ready, Disk.Generation, Disk.History, Disk.Consistent, Disk.UpToDate,
                                     Disk.Authoritative, HandOver, Starting,
-                                    LostPeer: _checkingTakeOver && State == MirrorStateName.Second && _op == Procedure.ProbeWitness,
+                                    LostPeer: _checkingTakeOver && State == MirrorStateName.Second && (_op == Procedure.ProbeWitness || _takeOverAt != null),
                                     LastPrimary: Disk.LastPrimary, SecondRequested: _discardData || _secondRequested);
 
         public IReadOnlyList<MirrorAction> Handle(MirrorEvent e)
@@ -405,6 +426,10 @@ namespace ServiceKeeper.Engine.Mirror
                         PrimaryGone($"{_s.PeerNode} stopped serving ({DescribePeer()})");
                     break;
 
+                case MirrorStateName.Second when !Ready && peer != null && _takeOverAt != null:
+                    if (peer.IsServing) EndTakeOverWait();
+                    break;
+
                 case MirrorStateName.Second when !Ready && peer != null:
                     if (peer.IsServing && _op == null) StartResync();
                     // sim seed 15150: this node chose to wait for the peer to serve, then the admin made the peer secondary
@@ -525,6 +550,9 @@ namespace ServiceKeeper.Engine.Mirror
                     if (_holdingWrites) StopReplicating();
                     break;
 
+                case MirrorStateName.Second when _takeOverAt != null:
+                    break; // lost again while waiting for it to give way: the takeover goes on
+
                 case MirrorStateName.Second when HandOver:
                     // The peer vanished during the swap: nobody serves. Our data is the newest (the application
                     // stopped here before the hand-over); serve again, but only where a witness allows it (F5).
@@ -567,12 +595,23 @@ namespace ServiceKeeper.Engine.Mirror
             {
                 Enter(MirrorStateName.Second, false, why + ": checking the witness");
                 _checkingTakeOver = true;
+                var lostAt = _time.GetUtcNow();
                 Run(Procedure.ProbeWitness, (reachable, _) =>
                 {
+                    if (Peer is { IsServing: true }) { _checkingTakeOver = false; FollowServingPeer(); return; }
+                    if (!reachable) { _checkingTakeOver = false; Isolated(serving: false); return; }
+                    // sim seed 12142: the witness answers this node within a millisecond, while an isolated primary's probe
+                    // gives up only when its pings time out; it served on meanwhile, and clients reached both once the cut
+                    // healed. Wait until it must be stopping (still published as LostPeer: a primary that hears it steps down).
+                    if (_s.TakeOverDelay > TimeSpan.Zero && _time.GetUtcNow() < lostAt + _s.TakeOverDelay)
+                    {
+                        _takeOverAt = lostAt + _s.TakeOverDelay;
+                        Enter(MirrorStateName.Second, false, why + $", a witness answers: taking over once {_s.PeerNode} has given way");
+                        _takeOverWhy = why + ", a witness answers";
+                        return;
+                    }
                     _checkingTakeOver = false;
-                    if (Peer is { IsServing: true }) { FollowServingPeer(); return; }
-                    if (reachable) TakeOver(newGeneration: true, why + ", a witness answers");
-                    else Isolated(serving: false);
+                    TakeOver(newGeneration: true, why + ", a witness answers");
                 });
                 return;
             }
@@ -638,9 +677,22 @@ namespace ServiceKeeper.Engine.Mirror
             if (Peer != null) React();
         }
 
+        private string _takeOverWhy = "";
+
+        /// <summary>The wait for an isolated primary to give way is over (or the peer is back): take over, or not.</summary>
+        private void EndTakeOverWait()
+        {
+            _takeOverAt = null;
+            _checkingTakeOver = false;
+            if (Peer is { IsServing: true }) { FollowServingPeer(); return; }
+            if (_discardData || _secondRequested) { Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve"); return; }
+            TakeOver(newGeneration: true, _takeOverWhy);
+        }
+
         private void OnTick()
         {
             if (_op != null) return;
+            if (_takeOverAt is { } at && State == MirrorStateName.Second && _time.GetUtcNow() >= at) { EndTakeOverWait(); return; }
             if (Starting && _time.GetUtcNow() >= _startupDeadline) Decide();
         }
 
@@ -1130,6 +1182,7 @@ namespace ServiceKeeper.Engine.Mirror
             // Starting ends with the role: "prim" on a stopped node went on from prestart straight to serving, and a node
             // that still believed it was starting never decided again once back in WAIT (sim seed 72).
             if (state != MirrorStateName.Wait) _starting = false;
+            if (state != MirrorStateName.Second || ready) { _takeOverAt = null; if (_op != Procedure.ProbeWitness) _checkingTakeOver = false; }
         }
 
         private void Emit(MirrorAction action) => _out.Add(action);
