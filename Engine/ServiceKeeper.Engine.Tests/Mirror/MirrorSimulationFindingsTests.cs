@@ -167,5 +167,26 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(m.State == MirrorStateName.Second && m.Ready, m.State + " " + m.Reason);
             Assert.False(m.View.LostPeer);
         }
+            [Fact]
+        public void Starting_ThePeerLostThisNodeAndMayTakeOver_ThisNodeDoesNotServe()
+        {
+            // sim seed 983: n1 restarted behind a cut port; n2 had lost it and waited to take over (SECOND, LostPeer). At its
+            // start-up deadline n1 served too, acknowledged writes, and n2 then started without them.
+            var disk = Disk("g8", lastPrimary: "n1");
+            var m = Machine(disk, witness: true, takeOverDelay: TimeSpan.FromSeconds(2));
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, false, disk) with { LostPeer = true }));
+            _time.Advance(TimeSpan.FromSeconds(4));
+
+            var actions = m.Handle(new Tick());
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.False(Runs(actions, Procedure.ProbeWitness));
+            Assert.Equal(MirrorStateName.Second, m.State);
+            // The peer takes over: this node follows it.
+            var after = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, Disk("g9", "n2", true, "g8"))));
+            Assert.True(Runs(after, Procedure.Resync));
+        }
     }
 }

@@ -12,12 +12,10 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         public static readonly IReadOnlyDictionary<int, string> Seeds = new Dictionary<int, string>
         {
             [315] = Invariants.NoLostAcknowledgedWrite,
-            [983] = Invariants.NoLostAcknowledgedWrite,
             [1563] = Invariants.NoLostAcknowledgedWrite,
             [2683] = Invariants.NoDoubleServingWithWitness,
             [3812] = Invariants.NoLostAcknowledgedWrite,
             [3824] = Invariants.NoDoubleServingWithWitness,
-            [4136] = Invariants.NoLostAcknowledgedWrite,
             [4199] = Invariants.NoLostAcknowledgedWrite,
             [5240] = Invariants.NoDoubleServingWithWitness,
             [5265] = Invariants.NoLostAcknowledgedWrite,
@@ -28,7 +26,6 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [8622] = Invariants.StaleNodeNeverServes,
             [8728] = Invariants.StaleNodeNeverServes,
             [9005] = Invariants.NoLostAcknowledgedWrite,
-            [10085] = Invariants.NoLostAcknowledgedWrite,
             [10311] = Invariants.StaleNodeNeverServes,
             [11030] = Invariants.NoLostAcknowledgedWrite,
             [11176] = Invariants.NoDoubleServingWithWitness,

@@ -728,6 +728,13 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve");
                 return;
             }
+            if (peer is { State: MirrorStateName.Second, LostPeer: true })
+            {
+                // sim seed 983: the peer lost this node (it restarted behind a cut port) and waits to take over; serving here
+                // too, this node acknowledged writes the peer then started without. Let it serve, or give up (then decide).
+                Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve (it lost this node and may take over)");
+                return;
+            }
             if (peer is { State: MirrorStateName.Second, Ready: true } && peer.Generation == Disk.Generation && Disk.Generation != null)
             {
                 // Our ready secondary takes over from a primary that is not serving (it saw this node restart): serving here
