@@ -188,5 +188,29 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var after = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, Disk("g9", "n2", true, "g8"))));
             Assert.True(Runs(after, Procedure.Resync));
         }
+            [Fact]
+        public void ReplicationLost_WhileTheWritesAreHeld_TheNewGenerationIsNotUpToDate_UntilTheyAreReleased()
+        {
+            // sim seed 14792: the primary lost replication (new generation, writes held while its ready secondary could still
+            // take over) and crashed; the secondary took over and acknowledged writes; the old primary restarted alone with its
+            // record "up to date" and served its copy without them.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            pair.Connected = false; // the secondary still looks ready: the writes are held
+
+            var held = pair["n1"].Machine.Handle(new ReplicationLost("send timeout"));
+
+            var disk = held.OfType<PersistAction>().Single().Disk;
+            Assert.NotEqual(pair["n2"].Persisted.Generation, disk.Generation);
+            Assert.False(disk.UpToDate);
+            Assert.DoesNotContain(held, a => a is StopReplication);
+
+            // The secondary shows it has seen the new generation (it resyncs): up to date, persisted before the writes complete.
+            var secondary = pair["n2"].Machine.View with { Ready = false, Generation = pair["n2"].Persisted.Generation };
+            var released = pair["n1"].Machine.Handle(new PeerHeard(secondary));
+            var persist = released.ToList().FindIndex(a => a is PersistAction { Disk.UpToDate: true });
+            var stop = released.ToList().FindIndex(a => a is StopReplication);
+            Assert.True(persist >= 0 && stop > persist, string.Join(", ", released));
+        }
     }
 }

@@ -11,10 +11,7 @@ namespace ServiceKeeper.Engine.Tests.Simulation
     {
         public static readonly IReadOnlyDictionary<int, string> Seeds = new Dictionary<int, string>
         {
-            [315] = Invariants.NoLostAcknowledgedWrite,
             [1563] = Invariants.NoLostAcknowledgedWrite,
-            [2683] = Invariants.NoDoubleServingWithWitness,
-            [3812] = Invariants.NoLostAcknowledgedWrite,
             [3824] = Invariants.NoDoubleServingWithWitness,
             [4199] = Invariants.NoLostAcknowledgedWrite,
             [5240] = Invariants.NoDoubleServingWithWitness,
@@ -23,22 +20,13 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [5820] = Invariants.NoLostAcknowledgedWrite,
             [5879] = Invariants.NoDoubleServingWithWitness,
             [7758] = Invariants.ConvergesAfterFaults,
-            [8622] = Invariants.StaleNodeNeverServes,
-            [8728] = Invariants.StaleNodeNeverServes,
             [9005] = Invariants.NoLostAcknowledgedWrite,
-            [10311] = Invariants.StaleNodeNeverServes,
             [11030] = Invariants.NoLostAcknowledgedWrite,
             [11176] = Invariants.NoDoubleServingWithWitness,
-            [11409] = Invariants.StaleNodeNeverServes,
             [11549] = Invariants.StaleNodeNeverServes,
-            [11714] = Invariants.StaleNodeNeverServes,
-            [12037] = Invariants.StaleNodeNeverServes,
-            [12391] = Invariants.StaleNodeNeverServes,
             [12518] = Invariants.StaleNodeNeverServes,
             [12979] = Invariants.NoLostAcknowledgedWrite,
-            [13243] = Invariants.StaleNodeNeverServes,
             [13919] = Invariants.ConvergesAfterFaults,
-            [14792] = Invariants.StaleNodeNeverServes,
             [15117] = Invariants.NoDoubleServingWithWitness,
         };
     }

@@ -349,7 +349,7 @@ namespace ServiceKeeper.Engine.Mirror
                     else if (!(peer.State == MirrorStateName.Second && peer.Ready) || peer.Generation == Disk.Generation)
                     {
                         Log($"{_s.PeerNode} has seen generation {Short(Disk.Generation)} ({DescribePeer()}): the held writes complete into the journal");
-                        StopReplicating();
+                        ReleaseHeldWrites();
                         React();
                     }
                     break;
@@ -461,17 +461,21 @@ namespace ServiceKeeper.Engine.Mirror
             // The blocked writes complete into the dirty journal when replication stops: they belong to a generation the
             // secondary does not hold, which must be durable before any of them is acknowledged.
             var wasPrim = State == MirrorStateName.Prim;
-            Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
-            Emit(new PersistAction(Disk));
-            _freshGeneration = true;
             var why = $"secondary stopped acknowledging writes: {reason}";
             // A ready secondary of a PRIM may take over (it believes it holds every acknowledged write) until it has seen
             // this new generation: until then the writes stay blocked (sim seed 212). It shows it has seen it by leaving
             // SECOND Ready (it resyncs); if it reports instead that it lost this node, this node steps down. Writes are held
             // too while the peer serves or takes over, or while the application here is stopping (it gives way: its blocked
             // writes fail with it, sim seed 416).
-            _holdingWrites = (wasPrim && Peer is { State: MirrorStateName.Second, Ready: true }) || Peer is { IsServing: true } || Peer is { LostPeer: true }
-                             || _op == Procedure.StopApplication;
+            var holding = (wasPrim && Peer is { State: MirrorStateName.Second, Ready: true }) || Peer is { IsServing: true } || Peer is { LostPeer: true }
+                          || _op == Procedure.StopApplication;
+            // sim seed 14792: while the writes are held the peer may still take over, so this copy is not yet the only up-to-date
+            // one: a crash now, and this node restarted without the peer in view served its copy without what the peer
+            // acknowledged since. Up to date once the writes are released (ReleaseHeldWrites).
+            Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = !holding, LastPrimary = _s.Node };
+            Emit(new PersistAction(Disk));
+            _freshGeneration = true;
+            _holdingWrites = holding;
             if (!_holdingWrites) StopReplicating();
             if (State == MirrorStateName.Alone)
                 Log($"{_s.Module}: ALONE: {why}; new generation {Short(Disk.Generation)}, {_s.PeerNode} resynchronises again");
@@ -485,6 +489,18 @@ namespace ServiceKeeper.Engine.Mirror
             }
             else
                 Log($"{_s.Module}: PRIM (transient): {why}; new generation {Short(Disk.Generation)}, the flow under way goes on without replication");
+        }
+
+        /// <summary>The peer can no longer take over: this copy is the only up-to-date one (persisted before the held writes
+        /// complete, see OnReplicationLost).</summary>
+        private void ReleaseHeldWrites()
+        {
+            if (!Disk.UpToDate && IsServing)
+            {
+                Disk = Disk with { UpToDate = true };
+                Emit(new PersistAction(Disk));
+            }
+            StopReplicating();
         }
 
         private void StopReplicating()
@@ -542,12 +558,12 @@ namespace ServiceKeeper.Engine.Mirror
                     {
                         if (Peer != null) { React(); return; }
                         if (!reachable) { Isolated(serving: true); return; }
-                        if (_holdingWrites) StopReplicating();
+                        if (_holdingWrites) ReleaseHeldWrites();
                     });
                     break;
 
                 case MirrorStateName.Alone:
-                    if (_holdingWrites) StopReplicating();
+                    if (_holdingWrites) ReleaseHeldWrites();
                     break;
 
                 case MirrorStateName.Second when _takeOverAt != null:
