@@ -212,5 +212,25 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var stop = released.ToList().FindIndex(a => a is StopReplication);
             Assert.True(persist >= 0 && stop > persist, string.Join(", ", released));
         }
+            [Fact]
+        public void SecondCommand_ThenACrash_TheNodeRestartedWithoutItsPeerDoesNotServeTheDataItWasToldToDiscard()
+        {
+            // sim seed 11549: Set-SKSecondary -FullSync on n1 (its record "up to date"), n1 crashed before it resynchronised;
+            // restarted with the peer out of view, it served the copy the admin had given up.
+            var m = Machine(Disk("g6", lastPrimary: "n1", upToDate: true));
+            var actions = m.Handle(new SecondCommand(FullSync: true));
+            var persisted = actions.OfType<PersistAction>().Last().Disk;
+            Assert.False(persisted.UpToDate);
+
+            var restarted = Machine(persisted);
+            restarted.Handle(new StartCommand());
+            restarted.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            var decided = restarted.Handle(new Tick());
+
+            Assert.False(Runs(decided, Procedure.StartApplication));
+            Assert.Equal(MirrorStateName.Wait, restarted.State);
+            Assert.Contains("not up to date", restarted.Reason);
+        }
     }
 }

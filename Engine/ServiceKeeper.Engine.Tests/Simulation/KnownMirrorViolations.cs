@@ -19,14 +19,10 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [5447] = Invariants.NoLostAcknowledgedWrite,
             [5820] = Invariants.NoLostAcknowledgedWrite,
             [5879] = Invariants.NoDoubleServingWithWitness,
-            [7758] = Invariants.ConvergesAfterFaults,
             [9005] = Invariants.NoLostAcknowledgedWrite,
             [11030] = Invariants.NoLostAcknowledgedWrite,
             [11176] = Invariants.NoDoubleServingWithWitness,
-            [11549] = Invariants.StaleNodeNeverServes,
-            [12518] = Invariants.StaleNodeNeverServes,
             [12979] = Invariants.NoLostAcknowledgedWrite,
-            [13919] = Invariants.ConvergesAfterFaults,
             [15117] = Invariants.NoDoubleServingWithWitness,
         };
     }

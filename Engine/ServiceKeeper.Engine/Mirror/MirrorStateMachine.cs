@@ -276,6 +276,14 @@ namespace ServiceKeeper.Engine.Mirror
             if (_op != null && _op != Procedure.Resync)
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is busy on {_s.Node} ({Describe()}); try again when it is ready.");
             _discardData = true;
+            if ((Disk.UpToDate || Disk.Authoritative) && !_safety.IgnoreStaleness)
+            {
+                // sim seed 11549: the admin gave up this node's data for the peer's; a crash later, the node restarted with its
+                // record still "up to date" and, the peer out of view, served the copy it was told to discard (without what the
+                // peer acknowledged meanwhile). The record says so at once.
+                Disk = Disk with { UpToDate = false, Authoritative = false };
+                Emit(new PersistAction(Disk));
+            }
             if (fullSync) Log("second -FullSync: this node's data will be replaced by a full copy from " + _s.PeerNode);
             switch (State)
             {
