@@ -70,6 +70,16 @@ namespace ServiceKeeper.Simulation
             if (missing.Count == 0) return;
             // Writes acknowledged while this node was connected should have reached it: a lost write. Writes acknowledged
             // while it was down or stopped mean it is stale and should have known.
+            // The admin forced the other node's data (prim -Force) while it could not see this node, which served on, or
+            // restarted with its own branch up to date and still cannot see it: two branches by the admin's doing, as in
+            // NoDoubleServingWithWitness. Nothing on this node can know of the other branch until the two meet (then this
+            // node gives way to the authoritative data, or the divergence is reported).
+            if (n.Peer.Disk.Authoritative && n.Machine!.Peer == null &&
+                MirrorStateMachine.Relate(n.Disk.Generation, n.Disk.History, n.Peer.Disk.Generation, n.Peer.Disk.History) == DataRelation.Diverged)
+            {
+                Trace(n, "started its own branch out of sight of the branch the admin forced on " + n.Peer.Name + " (the admin's split brain)");
+                return;
+            }
             var inTransit = missing.Where(id => !_missedWhileAbsent[n].Contains(id)).Take(5).ToList();
             if (_witness && inTransit.Count > 0)
             {
@@ -80,10 +90,6 @@ namespace ServiceKeeper.Simulation
             var relation = MirrorStateMachine.Relate(n.Disk.Generation, n.Disk.History, n.Peer.Disk.Generation, n.Peer.Disk.History);
             // Without a witness a partition lets both nodes take over by design; their data then diverged (DivergenceDetected's business).
             if (n.ForcedSinceServing || (!_witness && relation == DataRelation.Diverged)) return;
-            // The admin forced the other node's data (prim -Force) while it could not see this node, which served on, or
-            // restarted with its own branch up to date: two branches by the admin's doing, as in NoDoubleServingWithWitness.
-            // Nothing on this node can know of the other branch until the two meet; then the divergence is reported.
-            if (n.Peer.Disk.Authoritative && relation == DataRelation.Diverged) return;
             var missed = missing.Where(id => _missedWhileAbsent[n].Contains(id)).Take(5).ToList();
             if (missed.Count > 0)
                 Fail(Invariants.StaleNodeNeverServes,

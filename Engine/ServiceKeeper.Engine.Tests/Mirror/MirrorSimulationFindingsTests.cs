@@ -5,6 +5,7 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Linq;
 using Microsoft.Extensions.Time.Testing;
+using ServiceKeeper.Engine.Checkers;
 using ServiceKeeper.Engine.Configuration;
 using ServiceKeeper.Engine.Mirror;
 using Xunit;
@@ -231,6 +232,73 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.False(Runs(decided, Procedure.StartApplication));
             Assert.Equal(MirrorStateName.Wait, restarted.State);
             Assert.Contains("not up to date", restarted.Reason);
+        }
+            /// <summary>n1 serving alone (no peer seen, no witness): a new generation after g1.</summary>
+        private MirrorStateMachine ServingAlone()
+        {
+            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true));
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            m.Handle(new Tick());
+            m.Handle(new ProcedureDone(Procedure.StartApplication, true));
+            Assert.True(m.State == MirrorStateName.Alone && m.Ready, m.State + " " + m.Reason);
+            return m;
+        }
+
+        [Fact]
+        public void Serving_ThePeerWaitsWithDataTheAdminMadeAuthoritative_ThisNodeGivesWay()
+        {
+            // sim seed 5265: prim -Force on n2 while n1 served out of its sight; n2 then waited (isolated, split brain) and n1
+            // served on: the admin's choice was lost.
+            var m = ServingAlone();
+            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, false, Authoritative: true, "n2");
+
+            var actions = m.Handle(new PeerHeard(Peer(MirrorStateName.Wait, false, forced)));
+
+            Assert.True(Runs(actions, Procedure.StopApplication), string.Join(", ", actions));
+            Assert.False(actions.OfType<PersistAction>().Last().Disk.UpToDate);
+            m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.NotEqual(MirrorStateName.Alone, m.State);
+        }
+
+        [Fact]
+        public void StartingAlone_NoWitnessAnswers_TheRecordIsKept()
+        {
+            // sim seed 12979: n1 had served generation g4 alone last (its record "up to date"); a start that found neither the
+            // peer nor a witness cleared that, and n2, holding an older copy of g4, later served it.
+            var m = Machine(Disk("g4", lastPrimary: "n1", upToDate: true), witness: true);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            m.Handle(new Tick());
+            Assert.Equal(Procedure.ProbeWitness, m.RunningProcedure);
+
+            var actions = m.Handle(new ProcedureDone(Procedure.ProbeWitness, false));
+
+            Assert.Equal(MirrorStateName.Wait, m.State);
+            Assert.Contains("isolated", m.Reason);
+            Assert.DoesNotContain(actions, a => a is PersistAction);
+            Assert.True(m.Disk.UpToDate);
+        }
+
+        [Fact]
+        public void ApplicationRestart_ThePeerFinishedItsCopyMeanwhile_ANewGenerationBeforeTheApplicationStartsAgain()
+        {
+            // sim seed 10004: n2 finished its copy while the application here stopped for a restart (writes acknowledged,
+            // nothing replicated); replication then resumed on the same generation and n2 lacked a write it later served without.
+            var m = ServingAlone();
+            var generation = m.Disk.Generation!;
+            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            Assert.Equal(Procedure.StopApplication, m.RunningProcedure);
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, true, m.Disk with { UpToDate = false, LastPrimary = "n1" })));
+
+            var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true)).ToList();
+
+            var persist = actions.FindIndex(a => a is PersistAction p && p.Disk.Generation != generation);
+            var start = actions.FindIndex(a => a is RunProcedure { Procedure: Procedure.StartApplication });
+            Assert.True(persist >= 0 && start > persist, string.Join(", ", actions));
+            Assert.DoesNotContain(actions, a => a is StartReplication);
         }
     }
 }

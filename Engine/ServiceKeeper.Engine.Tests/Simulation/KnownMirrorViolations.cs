@@ -15,14 +15,11 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [3824] = Invariants.NoDoubleServingWithWitness,
             [4199] = Invariants.NoLostAcknowledgedWrite,
             [5240] = Invariants.NoDoubleServingWithWitness,
-            [5265] = Invariants.NoLostAcknowledgedWrite,
             [5447] = Invariants.NoLostAcknowledgedWrite,
             [5820] = Invariants.NoLostAcknowledgedWrite,
             [5879] = Invariants.NoDoubleServingWithWitness,
             [9005] = Invariants.NoLostAcknowledgedWrite,
-            [11030] = Invariants.NoLostAcknowledgedWrite,
             [11176] = Invariants.NoDoubleServingWithWitness,
-            [12979] = Invariants.NoLostAcknowledgedWrite,
             [15117] = Invariants.NoDoubleServingWithWitness,
         };
     }

@@ -397,6 +397,19 @@ namespace ServiceKeeper.Engine.Mirror
                     {
                         SplitBrainWhileServing(peer);
                     }
+                    else if (peer.State == MirrorStateName.Wait && !peer.Starting && peer.Authoritative && !Disk.Authoritative
+                             && Relate(peer) == DataRelation.Diverged)
+                    {
+                        // sim seed 5265: the admin made the peer's data authoritative (prim -Force) while this node served out of its
+                        // sight; the peer then waited (isolated, then split brain) and this node served on, so the admin's choice
+                        // was lost in practice. The admin's choice wins: stop here; the peer serves and this node resyncs from it.
+                        var text = $"split brain: {_s.PeerNode}'s data was made authoritative by Set-SKPrimary -Force (generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here)";
+                        Log(text + "; stopping here");
+                        Emit(new SetPrimaryCheckers(false));
+                        Disk = Disk with { UpToDate = false };
+                        Emit(new PersistAction(Disk));
+                        Unserve(() => Enter(MirrorStateName.Wait, false, text + ". Nothing was merged: this node's changes are kept until it resynchronises from " + _s.PeerNode + "."));
+                    }
                     break;
 
                 case MirrorStateName.Prim when Ready && peer != null:
@@ -658,12 +671,15 @@ namespace ServiceKeeper.Engine.Mirror
             else StartResync();
         }
 
-        private void Isolated(bool serving)
+        private void Isolated(bool serving, bool keepRecord = false)
         {
             const string reason = "isolated: the other node and every witness are unreachable; the other node may be serving";
             _canTakeOver = false;
-            Disk = Disk with { UpToDate = false };
-            Emit(new PersistAction(Disk));
+            if (!keepRecord)
+            {
+                Disk = Disk with { UpToDate = false };
+                Emit(new PersistAction(Disk));
+            }
             if (serving)
             {
                 _steppingDown = true;
@@ -815,7 +831,9 @@ namespace ServiceKeeper.Engine.Mirror
             {
                 if (Peer != null) Decide();
                 else if (reachable) BecomePrimary(why + ", a witness answers");
-                else Isolated(serving: false);
+                // sim seed 12979: finding nobody while starting says nothing new about the data: the record stays. Cleared, it
+                // lost "this node served generation g alone last"; the peer, holding an older copy of g, then served it.
+                else Isolated(serving: false, keepRecord: true);
             });
         }
 
@@ -1062,6 +1080,17 @@ namespace ServiceKeeper.Engine.Mirror
             // Serving makes this node's data worth keeping: an earlier "second" (discard my data) no longer applies
             // (sim seed 775: a node that took over later resynced over its own acknowledged writes).
             _discardData = _secondRequested = _fullSync = false;
+            if (!_replicating && Peer is { State: MirrorStateName.Second, Ready: true, HandOver: false } ready && ready.Generation == Disk.Generation
+                && Disk.Generation != null)
+            {
+                // sim seed 10004: the peer finished its copy while the application here was stopping for a restart, unreplicated;
+                // a write acknowledged meanwhile was missing there, and replication resumed on the same generation (PRIM). A new
+                // generation makes it copy again (as sim seed 32 for a serving node).
+                Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
+                Emit(new PersistAction(Disk));
+                _freshGeneration = true;
+                Log($"{_s.PeerNode} became secondary while nothing was replicated to it: new generation {Short(Disk.Generation)}, it resynchronises again");
+            }
             // A secondary with our generation receives every write from the application's first one on: replication starts
             // before the application does (sim seed 112: writes made while start_prim ran were never replicated).
             if (!_replicating && Peer is { State: MirrorStateName.Second } p && (p.Ready || p.HandOver) && p.Generation == Disk.Generation)
