@@ -300,5 +300,35 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(persist >= 0 && start > persist, string.Join(", ", actions));
             Assert.DoesNotContain(actions, a => a is StartReplication);
         }
+            [Fact]
+        public void PrimWithoutForce_ThePeerLostThisNodeAndIsTakingOver_IsRefused()
+        {
+            // sim seed 5879: n1 handed over (swap) behind a cut port; n2 lost it and waited to take over; prim on n1 made two
+            // primaries.
+            var disk = Disk("g3", lastPrimary: "n2");
+            var m = Machine(disk, witness: true);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, false, disk) with { LostPeer = true }));
+
+            var refused = Assert.Throws<MirrorCommandException>(() => m.Handle(new PrimCommand(Force: false)));
+
+            Assert.Equal(ServiceKeeper.Contracts.ErrorIds.InvalidModuleState, refused.ErrorId);
+            Assert.True(Runs(m.Handle(new PrimCommand(Force: true)), Procedure.StartApplication));
+        }
+
+        [Fact]
+        public void PrimaryLost_ASecondSaidEarlierToTheReadySecondary_DoesNotStopItsTakeOver()
+        {
+            // sim seed 11176: "second" on the ready secondary (a no-op) later turned the end of the takeover wait into "waiting for
+            // n1 to serve": it stopped publishing LostPeer, and n1 (heard by n2, not hearing it) served on behind its cut port.
+            var m = ReadySecondary(TimeSpan.FromSeconds(2));
+            m.Handle(new SecondCommand(FullSync: false));
+            m.Handle(new PeerLost());
+            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            _time.Advance(TimeSpan.FromSeconds(3));
+
+            Assert.True(Runs(m.Handle(new Tick()), Procedure.StartApplication));
+        }
     }
 }

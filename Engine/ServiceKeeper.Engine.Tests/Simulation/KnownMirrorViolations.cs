@@ -17,9 +17,7 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [5240] = Invariants.NoDoubleServingWithWitness,
             [5447] = Invariants.NoLostAcknowledgedWrite,
             [5820] = Invariants.NoLostAcknowledgedWrite,
-            [5879] = Invariants.NoDoubleServingWithWitness,
             [9005] = Invariants.NoLostAcknowledgedWrite,
-            [11176] = Invariants.NoDoubleServingWithWitness,
             [15117] = Invariants.NoDoubleServingWithWitness,
         };
     }

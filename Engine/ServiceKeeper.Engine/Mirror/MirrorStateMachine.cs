@@ -244,6 +244,11 @@ namespace ServiceKeeper.Engine.Mirror
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is busy on {_s.Node} ({Describe()}); try again when it is ready.");
             if (Peer is { IsServing: true })
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module}: {_s.PeerNode} is serving ({DescribePeer()}); use Start-SKSwap.");
+            // sim seed 5879: the peer no longer hears this node and takes over once the witness allows it; a primary here too
+            // would be two (this node's heartbeats do not reach it). -Force is the admin's override.
+            if (!force && Peer is { State: MirrorStateName.Second, LostPeer: true })
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState,
+                    $"{_s.Module}: {_s.PeerNode} no longer hears this node and is taking over; wait for it to serve, or use Set-SKPrimary -Force.");
             if (!force)
             {
                 var stale = StaleReason(Peer);
@@ -725,7 +730,8 @@ namespace ServiceKeeper.Engine.Mirror
             _takeOverAt = null;
             _checkingTakeOver = false;
             if (Peer is { IsServing: true }) { FollowServingPeer(); return; }
-            if (_discardData || _secondRequested) { Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve"); return; }
+            // As without the wait: a "second" said to this ready secondary earlier does not keep it from taking over (sim seed
+            // 11176: waiting instead, it stopped publishing LostPeer and the primary, heard by it but not hearing it, served on).
             TakeOver(newGeneration: true, _takeOverWhy);
         }
 
