@@ -330,5 +330,22 @@ namespace ServiceKeeper.Engine.Tests.Mirror
 
             Assert.True(Runs(m.Handle(new Tick()), Procedure.StartApplication));
         }
+            [Fact]
+        public void StopCommand_WhileTheApplicationStopsForARestart_ItIsNotStartedAgain()
+        {
+            // sim seed 5447: the admin stopped the module while the application stopped for an errd restart; it was started
+            // again first, on a copy that lacked writes the other node had acknowledged.
+            var m = ServingAlone();
+            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            m.Handle(new StopCommand());
+
+            var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.False(Runs(actions, Procedure.StopApplication));
+            Assert.True(Runs(actions, Procedure.Poststop), string.Join(", ", actions));
+            m.Handle(new ProcedureDone(Procedure.Poststop, true));
+            Assert.Equal(MirrorStateName.Stop, m.State);
+        }
     }
 }

@@ -15,7 +15,6 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [3824] = Invariants.NoDoubleServingWithWitness,
             [4199] = Invariants.NoLostAcknowledgedWrite,
             [5240] = Invariants.NoDoubleServingWithWitness,
-            [5447] = Invariants.NoLostAcknowledgedWrite,
             [5820] = Invariants.NoLostAcknowledgedWrite,
             [9005] = Invariants.NoLostAcknowledgedWrite,
             [15117] = Invariants.NoDoubleServingWithWitness,

@@ -1051,6 +1051,9 @@ namespace ServiceKeeper.Engine.Mirror
             Enter(state, false, "restarting the application");
             Run(Procedure.StopApplication, (_, _) =>
             {
+                // sim seed 5447: an admin stop that arrived while the application stopped for a restart: stop now; starting it
+                // again first served a copy the admin had just told to stop.
+                if (_stopRequested) { StopFlow(applicationStopped: true); return; }
                 // The peer was lost while the application stopped: an isolated node must not start it again (sim seed 516).
                 if (Peer == null && HasWitness)
                 {
@@ -1160,7 +1163,7 @@ namespace ServiceKeeper.Engine.Mirror
             });
         }
 
-        private void StopFlow()
+        private void StopFlow(bool applicationStopped = false)
         {
             _startupDeadline = null;
             HandOver = false;
@@ -1173,11 +1176,12 @@ namespace ServiceKeeper.Engine.Mirror
                 Disk = Disk with { UpToDate = false };
                 Emit(new PersistAction(Disk));
             }
-            if (IsServing)
+            if (IsServing && !applicationStopped)
             {
                 Unserve(AfterUnserve);
                 return;
             }
+            if (applicationStopped) StopReplicating();
             AfterUnserve();
 
             void AfterUnserve()
