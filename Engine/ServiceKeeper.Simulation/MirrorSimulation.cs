@@ -172,6 +172,7 @@ namespace ServiceKeeper.Simulation
             n.DrainAt = -1;
             n.TornCrashPending = false;
             n.AppRunning = false;
+            n.VipDown = false;
             n.Replicating = false;
             n.Connection = null;
             n.PendingWrites.Clear();
@@ -353,7 +354,10 @@ namespace ServiceKeeper.Simulation
             switch (r.Procedure)
             {
                 case Procedure.StartApplication: duration = Ms(100, 3000); break;
-                case Procedure.StopApplication: duration = Ms(100, 3000); break;
+                case Procedure.StopApplication:
+                    duration = Ms(100, 3000);
+                    if (r.GiveWay) n.VipDown = true; // as MirrorHost: the virtual IP goes first when giving way
+                    break;
                 case Procedure.Resync: duration = Ms(300, 5000); n.ResyncPeerIncarnation = n.Peer.Incarnation; break;
                 case Procedure.ProbeWitness: duration = Ms(20, 1000); break;
                 default: duration = Ms(10, 300); break;
@@ -420,6 +424,7 @@ namespace ServiceKeeper.Simulation
         private void ApplicationStarted(SimNode n)
         {
             n.AppRunning = true;
+            n.VipDown = false;
             Trace(n, "application running");
             // Serving ends an earlier Set-SKSecondary on this node (the engine keeps its data from now on).
             _adminChoseSecondary.Remove(n);
@@ -430,6 +435,7 @@ namespace ServiceKeeper.Simulation
         private void ApplicationStopped(SimNode n)
         {
             n.AppRunning = false;
+            n.VipDown = false;
             Trace(n, "application stopped");
             FailPendingWrites(n);
         }
@@ -447,7 +453,7 @@ namespace ServiceKeeper.Simulation
         {
             if (!_faultsOver || _now < (_o.FaultPhase + _o.ConvergenceBound).Ticks)
                 After(Ms(50, 300), null, null, ClientWrite);
-            var candidates = _nodes.Where(n => n.Up && n.AppRunning && n.Reachable).ToArray();
+            var candidates = _nodes.Where(n => n.Up && n.AppRunning && n.Reachable && !n.VipDown).ToArray();
             if (candidates.Length == 0) return;
             var node = candidates[_rng.Next(candidates.Length)];
             if (_now < node.StallUntil) return; // the write blocks on the stalled disk; the client times out

@@ -76,6 +76,8 @@ namespace ServiceKeeper.Simulation
         public long LossUntil;
         public long StallUntil;
         public bool AppRunning;
+        /// <summary>The virtual IP is gone while the application still stops (giving way): clients no longer reach it.</summary>
+        public bool VipDown;
         public bool TornCrashPending;
         public long DownSince;
 

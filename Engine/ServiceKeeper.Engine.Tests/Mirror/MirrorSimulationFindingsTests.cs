@@ -347,5 +347,20 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             m.Handle(new ProcedureDone(Procedure.Poststop, true));
             Assert.Equal(MirrorStateName.Stop, m.State);
         }
+            [Fact]
+        public void SplitBrainLoser_StopsWithTheVirtualIpRemovedFirst_AnOrdinaryStopDoesNot()
+        {
+            // sim seeds 5820, 9005: a node giving way to the other (split brain, it took over meanwhile) acknowledged writes while
+            // stop_prim ran; the serving node never had them.
+            var m = ServingAlone();
+            var peer = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2"); // it wins the split brain
+
+            var giveWay = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, peer)));
+
+            var stop = giveWay.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication);
+            Assert.True(stop.GiveWay);
+            var other = ServingAlone();
+            Assert.False(other.Handle(new StopCommand()).OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
+        }
     }
 }

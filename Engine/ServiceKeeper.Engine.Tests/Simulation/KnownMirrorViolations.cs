@@ -12,12 +12,11 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         public static readonly IReadOnlyDictionary<int, string> Seeds = new Dictionary<int, string>
         {
             [1563] = Invariants.NoLostAcknowledgedWrite,
+            [2147] = Invariants.NoDoubleServingWithWitness,
             [3824] = Invariants.NoDoubleServingWithWitness,
             [4199] = Invariants.NoLostAcknowledgedWrite,
+            [4610] = Invariants.NoLostAcknowledgedWrite,
             [5240] = Invariants.NoDoubleServingWithWitness,
-            [5820] = Invariants.NoLostAcknowledgedWrite,
-            [9005] = Invariants.NoLostAcknowledgedWrite,
-            [15117] = Invariants.NoDoubleServingWithWitness,
         };
     }
 }

@@ -303,7 +303,7 @@ namespace ServiceKeeper.Engine.Mirror
                 string? detail = null;
                 try
                 {
-                    (ok, detail) = await RunProcedureAsync(r.Procedure, r.FullSync, state, _life.Token);
+                    (ok, detail) = await RunProcedureAsync(r.Procedure, r.FullSync, state, _life.Token, r.GiveWay);
                 }
                 catch (OperationCanceledException) when (_life.IsCancellationRequested)
                 {
@@ -318,7 +318,7 @@ namespace ServiceKeeper.Engine.Mirror
             });
         }
 
-        private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct)
+        private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct, bool giveWay = false)
         {
             var name = MirrorStateMachine.Name(state);
             switch (procedure)
@@ -340,17 +340,15 @@ namespace ServiceKeeper.Engine.Mirror
                     return start.Succeeded || start.Missing ? (true, null) : (false, Describe("start_prim", start));
 
                 case Procedure.StopApplication:
+                    // Giving way to the other node (it serves or may take over): clients leave this node first.
+                    if (giveWay) await RemoveVirtualIpsAsync(ct);
                     var stop = await _parts.RunScriptAsync("stop_prim", [name, "STOP", "stop"], _config.User.NiceStopTimeout, ct);
                     if (!stop.Succeeded && !stop.Missing)
                     {
                         ModuleLog("module", Describe("stop_prim", stop) + ": stopping with force");
                         await _parts.RunScriptAsync("stop_prim", [name, "STOP", "force"], _config.User.ForceStopTimeout, ct);
                     }
-                    foreach (var (address, prefix, iface) in VirtualAddresses())
-                    {
-                        await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, ct);
-                        ModuleLog("module", $"virtual IP {address}/{prefix} removed from {iface}");
-                    }
+                    if (!giveWay) await RemoveVirtualIpsAsync(ct);
                     if (_replication != null) await _replication.UnserveAsync(ct);
                     return (true, null);
 
@@ -381,6 +379,15 @@ namespace ServiceKeeper.Engine.Mirror
         {
             try { await _ctx.VirtualIps.AnnounceAsync(address, iface, AnnounceCount, AnnounceInterval, _life.Token); }
             catch (Exception ex) when (ex is not OperationCanceledException) { ModuleLog("module", $"gratuitous ARP for {address} failed: {ex.Message}"); }
+        }
+
+        private async Task RemoveVirtualIpsAsync(CancellationToken ct)
+        {
+            foreach (var (address, prefix, iface) in VirtualAddresses())
+            {
+                await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, ct);
+                ModuleLog("module", $"virtual IP {address}/{prefix} removed from {iface}");
+            }
         }
 
         private async Task<bool> ProbeWitnessesAsync(CancellationToken ct)

@@ -119,7 +119,9 @@ namespace ServiceKeeper.Engine.Mirror
     public abstract record MirrorAction;
     /// <summary>Write the disk record before anything that follows.</summary>
     public sealed record PersistAction(MirrorDisk Disk) : MirrorAction;
-    public sealed record RunProcedure(Procedure Procedure, bool FullSync = false) : MirrorAction;
+    /// <param name="GiveWay">StopApplication because the other node serves or may take over: the host removes the virtual IPs
+    /// before stop_prim, so that clients leave this node at once and no write is acknowledged here any more.</param>
+    public sealed record RunProcedure(Procedure Procedure, bool FullSync = false, bool GiveWay = false) : MirrorAction;
     /// <summary>Send writes to the peer (primary side) / stop sending. On StopReplication the host completes the writes
     /// still waiting for the secondary into the dirty journal: the machine persists the generation they belong to first.</summary>
     public sealed record StartReplication : MirrorAction;

@@ -413,7 +413,7 @@ namespace ServiceKeeper.Engine.Mirror
                         Emit(new SetPrimaryCheckers(false));
                         Disk = Disk with { UpToDate = false };
                         Emit(new PersistAction(Disk));
-                        Unserve(() => Enter(MirrorStateName.Wait, false, text + ". Nothing was merged: this node's changes are kept until it resynchronises from " + _s.PeerNode + "."));
+                        Unserve(() => Enter(MirrorStateName.Wait, false, text + ". Nothing was merged: this node's changes are kept until it resynchronises from " + _s.PeerNode + "."), giveWay: true);
                     }
                     break;
 
@@ -544,7 +544,7 @@ namespace ServiceKeeper.Engine.Mirror
             Emit(new PersistAction(Disk));
             Emit(new SetPrimaryCheckers(false));
             _steppingDown = true;
-            Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"));
+            Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"), giveWay: true);
         }
 
         private void OnPeerLost()
@@ -688,7 +688,7 @@ namespace ServiceKeeper.Engine.Mirror
             if (serving)
             {
                 _steppingDown = true;
-                Unserve(() => Enter(MirrorStateName.Wait, false, reason));
+                Unserve(() => Enter(MirrorStateName.Wait, false, reason), giveWay: true);
             }
             else
                 Enter(MirrorStateName.Wait, false, reason);
@@ -709,7 +709,8 @@ namespace ServiceKeeper.Engine.Mirror
             Log(text + "; stopping here, " + _s.PeerNode + " keeps serving");
             Emit(new SetPrimaryCheckers(false));
             Unserve(() => Enter(MirrorStateName.Wait, false,
-                text + ". Nothing was merged: this node's changes are kept. Set-SKSecondary -FullSync discards them, Set-SKPrimary -Force keeps them instead."));
+                text + ". Nothing was merged: this node's changes are kept. Set-SKSecondary -FullSync discards them, Set-SKPrimary -Force keeps them instead."),
+                giveWay: true);
         }
 
         // ------------------------------------------------------------------ decisions
@@ -1123,7 +1124,7 @@ namespace ServiceKeeper.Engine.Mirror
                     Log($"{_s.PeerNode} took over while the application started here: giving way");
                     Disk = Disk with { UpToDate = false };
                     Emit(new PersistAction(Disk));
-                    Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} took over while the application started here; waiting for it"));
+                    Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} took over while the application started here; waiting for it"), giveWay: true);
                     return;
                 }
                 Emit(new SetPrimaryCheckers(true));
@@ -1149,7 +1150,9 @@ namespace ServiceKeeper.Engine.Mirror
             });
         }
 
-        private void Unserve(Action then)
+        /// <param name="giveWay">the other node serves or may take over: clients must leave this node before stop_prim runs
+        /// (sim seeds 5820, 9005: the node giving way acknowledged writes while stop_prim ran, and the serving node lacked them).</param>
+        private void Unserve(Action then, bool giveWay = false)
         {
             Emit(new SetPrimaryCheckers(false));
             Enter(State, false, "stopping the application");
@@ -1160,7 +1163,7 @@ namespace ServiceKeeper.Engine.Mirror
                 _steppingDown = false;
                 StopReplicating();
                 then();
-            });
+            }, giveWay: giveWay);
         }
 
         private void StopFlow(bool applicationStopped = false)
@@ -1202,11 +1205,11 @@ namespace ServiceKeeper.Engine.Mirror
             }
         }
 
-        private void Run(Procedure procedure, Action<bool, string?> then, bool fullSync = false)
+        private void Run(Procedure procedure, Action<bool, string?> then, bool fullSync = false, bool giveWay = false)
         {
             _op = procedure;
             _then = then;
-            Emit(new RunProcedure(procedure, fullSync));
+            Emit(new RunProcedure(procedure, fullSync, giveWay));
         }
 
         private void OnProcedureDone(ProcedureDone done)
