@@ -358,7 +358,7 @@ namespace ServiceKeeper.Simulation
                     duration = Ms(100, 3000);
                     if (r.GiveWay) n.VipDown = true; // as MirrorHost: the virtual IP goes first when giving way
                     break;
-                case Procedure.Resync: duration = Ms(300, 5000); n.ResyncPeerIncarnation = n.Peer.Incarnation; break;
+                case Procedure.Resync: duration = Ms(300, 5000); n.ResyncPeerIncarnation = n.Peer.Incarnation; n.ResyncStartedAt = Connected(n, n.Peer) ? _now : long.MinValue; break;
                 case Procedure.ProbeWitness: duration = Ms(20, 1000); break;
                 default: duration = Ms(10, 300); break;
             }
@@ -384,7 +384,11 @@ namespace ServiceKeeper.Simulation
                         break;
                     case Procedure.Resync:
                         var peer = n.Peer;
-                        ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing && !_o.Off.HasFlag(Protection.Resync);
+                        // The copy is a connection for the whole resync: a port cut at either end meanwhile breaks it (sim seed 4610:
+                        // judged only at its end, a copy "made" while the source's port was cut completed before the source had even
+                        // heard of the secondary, and what the source acknowledged meanwhile was never replicated to it).
+                        ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing && !_o.Off.HasFlag(Protection.Resync)
+                             && n.ResyncStartedAt != long.MinValue && n.LastPortCut < n.ResyncStartedAt && peer.LastPortCut < n.ResyncStartedAt;
                         if (ok) ResyncCompleted(n, peer);
                         else detail = "connection to " + peer.Name + " lost";
                         break;
@@ -614,6 +618,7 @@ namespace ServiceKeeper.Simulation
                 var way = _o.OneWayCuts ? _rng.Next(3) : 0;
                 if (way != 1) n.PortIn = false;
                 if (way != 2) n.PortOut = false;
+                n.LastPortCut = _now;
                 Trace(n, $"fault: port cut ({(way == 0 ? "both ways" : way == 1 ? "outgoing" : "incoming")})");
                 After(Ms(300, 20_000), $"port healed", n, () => n.PortIn = n.PortOut = true);
             }

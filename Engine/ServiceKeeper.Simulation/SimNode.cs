@@ -52,6 +52,9 @@ namespace ServiceKeeper.Simulation
         public readonly Queue<(MirrorEvent Event, string? Label)> Inbox = new();
         public long DrainAt = -1;
         public long ResyncPeerIncarnation;
+        public long ResyncStartedAt;
+        /// <summary>When this node's port was last cut (either way): a copy across it breaks.</summary>
+        public long LastPortCut = -1;
         public readonly Dictionary<int, long> PendingWrites = new(); // write id -> issue time
         public bool ForcedSinceServing;
         public int AcknowledgedAtServeDecision;

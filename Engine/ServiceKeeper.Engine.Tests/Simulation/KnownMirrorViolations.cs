@@ -13,10 +13,10 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         {
             [1563] = Invariants.NoLostAcknowledgedWrite,
             [2147] = Invariants.NoDoubleServingWithWitness,
-            [3824] = Invariants.NoDoubleServingWithWitness,
             [4199] = Invariants.NoLostAcknowledgedWrite,
-            [4610] = Invariants.NoLostAcknowledgedWrite,
             [5240] = Invariants.NoDoubleServingWithWitness,
+            [5431] = Invariants.StaleNodeNeverServes,
+            [12430] = Invariants.NoLostAcknowledgedWrite,
         };
     }
 }
