@@ -71,10 +71,10 @@ namespace ServiceKeeper.Simulation
             // Writes acknowledged while this node was connected should have reached it: a lost write. Writes acknowledged
             // while it was down or stopped mean it is stale and should have known.
             // The admin forced the other node's data (prim -Force) while it could not see this node, which served on, or
-            // restarted with its own branch up to date and still cannot see it: two branches by the admin's doing, as in
+            // restarted with its own branch up to date and decided to serve it without seeing it: two branches by the admin's doing, as in
             // NoDoubleServingWithWitness. Nothing on this node can know of the other branch until the two meet (then this
             // node gives way to the authoritative data, or the divergence is reported).
-            if (n.Peer.Disk.Authoritative && n.Machine!.Peer == null &&
+            if (n.Peer.Disk.Authoritative && !n.PeerInSightAtServeDecision &&
                 MirrorStateMachine.Relate(n.Disk.Generation, n.Disk.History, n.Peer.Disk.Generation, n.Peer.Disk.History) == DataRelation.Diverged)
             {
                 Trace(n, "started its own branch out of sight of the branch the admin forced on " + n.Peer.Name + " (the admin's split brain)");

@@ -251,7 +251,11 @@ namespace ServiceKeeper.Simulation
                 case RunProcedure r:
                     // What a node must hold when its application starts: every write acknowledged up to its decision to serve
                     // (what the other node acknowledges later, while this one starts, is two nodes serving: NoDoubleServing's).
-                    if (r.Procedure == Procedure.StartApplication) n.AcknowledgedAtServeDecision = _ackOrder.Count;
+                    if (r.Procedure == Procedure.StartApplication)
+                    {
+                        n.AcknowledgedAtServeDecision = _ackOrder.Count;
+                        n.PeerInSightAtServeDecision = n.Machine!.Peer != null;
+                    }
                     RunProcedure(n, r);
                     break;
                 case StartReplication:

@@ -58,6 +58,7 @@ namespace ServiceKeeper.Simulation
         public readonly Dictionary<int, long> PendingWrites = new(); // write id -> issue time
         public bool ForcedSinceServing;
         public int AcknowledgedAtServeDecision;
+        public bool PeerInSightAtServeDecision;
 
         // heartbeat receiver (liveness + replay guard)
         public long PeerIncarnationSeen = -1;

@@ -362,5 +362,23 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var other = ServingAlone();
             Assert.False(other.Handle(new StopCommand()).OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
         }
+            [Fact]
+        public void ApplicationRestart_ADivergedPeerThatWinsServesMeanwhile_TheApplicationIsNotStartedAgain()
+        {
+            // sim seed 12430: prim -Force on n2 while n1 served out of its sight; n1's application restarted (errd) while n2,
+            // now in view, served its authoritative data; n1 started again without n2's writes.
+            var m = ServingAlone();
+            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, forced)));
+
+            var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.Contains(actions, a => a is LogAction l && l.Text.Contains("split brain", StringComparison.Ordinal));
+            // The authoritative data wins: this node becomes its secondary (a full resync, nothing merged).
+            Assert.Equal(MirrorStateName.Second, m.State);
+            Assert.Contains(actions, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: true });
+        }
     }
 }

@@ -15,8 +15,6 @@ namespace ServiceKeeper.Engine.Tests.Simulation
             [2147] = Invariants.NoDoubleServingWithWitness,
             [4199] = Invariants.NoLostAcknowledgedWrite,
             [5240] = Invariants.NoDoubleServingWithWitness,
-            [5431] = Invariants.StaleNodeNeverServes,
-            [12430] = Invariants.NoLostAcknowledgedWrite,
         };
     }
 }

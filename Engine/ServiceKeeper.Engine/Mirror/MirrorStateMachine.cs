@@ -1055,6 +1055,18 @@ namespace ServiceKeeper.Engine.Mirror
                 // sim seed 5447: an admin stop that arrived while the application stopped for a restart: stop now; starting it
                 // again first served a copy the admin had just told to stop.
                 if (_stopRequested) { StopFlow(applicationStopped: true); return; }
+                // sim seed 12430: the other node served diverged data that wins the split brain (prim -Force there) while the
+                // application stopped here for a restart: starting it again would serve without that node's writes.
+                if (Peer is { IsServing: true } serving && ChoosePrimary(serving, Relate(serving)) == _s.PeerNode)
+                {
+                    Disk = Disk with { UpToDate = false };
+                    Emit(new PersistAction(Disk));
+                    StopReplicating();
+                    Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(Relate(serving)))} this node's " +
+                        $"(generation {Short(serving.Generation)} there, {Short(Disk.Generation)} here) and keeps serving; the application is not started again here. " +
+                        "Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
+                    return;
+                }
                 // The peer was lost while the application stopped: an isolated node must not start it again (sim seed 516).
                 if (Peer == null && HasWitness)
                 {
