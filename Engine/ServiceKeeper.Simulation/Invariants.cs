@@ -70,6 +70,16 @@ namespace ServiceKeeper.Simulation
             if (missing.Count == 0) return;
             // Writes acknowledged while this node was connected should have reached it: a lost write. Writes acknowledged
             // while it was down or stopped mean it is stale and should have known.
+            // The admin forced the other node's data (prim -Force) while it could not see this node, which served on, or
+            // restarted with its own branch up to date and decided to serve it without seeing it: two branches by the admin's doing, as in
+            // NoDoubleServingWithWitness. Nothing on this node can know of the other branch until the two meet (then this
+            // node gives way to the authoritative data, or the divergence is reported).
+            if (n.Peer.Disk.Authoritative && !n.PeerInSightAtServeDecision &&
+                MirrorStateMachine.Relate(n.Disk.Generation, n.Disk.History, n.Peer.Disk.Generation, n.Peer.Disk.History) == DataRelation.Diverged)
+            {
+                Trace(n, "started its own branch out of sight of the branch the admin forced on " + n.Peer.Name + " (the admin's split brain)");
+                return;
+            }
             var inTransit = missing.Where(id => !_missedWhileAbsent[n].Contains(id)).Take(5).ToList();
             if (_witness && inTransit.Count > 0)
             {
@@ -155,6 +165,16 @@ namespace ServiceKeeper.Simulation
             var waiting = _nodes.FirstOrDefault(n => n.Up && n.Machine!.State == MirrorStateName.Second && !n.Machine.Ready && n.Machine.RunningProcedure == null
                                                      && _adminChoseSecondary.Contains(n));
             var peerOfWaiting = waiting?.Peer;
+            // The admin made both nodes secondary (Set-SKSecondary on each): each was told to discard its data for the
+            // other's, so serving either would overrule an explicit command; both wait for the admin's next word
+            // (Set-SKPrimary on the node to keep). Checked on both nodes, not only the first that waits.
+            if (_nodes.All(n => n.Up && n.Machine!.State == MirrorStateName.Second && !n.Machine.Ready && n.Machine.RunningProcedure == null
+                                && _adminChoseSecondary.Contains(n) && n.Machine.View.SecondRequested))
+            {
+                _outcome = "both nodes made secondary by the admin, the admin decides";
+                Trace(null, _outcome);
+                return;
+            }
             if (waiting != null && peerOfWaiting!.Up && !peerOfWaiting.Machine!.IsServing &&
                 (peerOfWaiting.Machine.Reason?.Contains("not up to date", StringComparison.Ordinal) == true ||
                  peerOfWaiting.Machine.Reason?.Contains("no data yet", StringComparison.Ordinal) == true ||

@@ -131,6 +131,8 @@ namespace ServiceKeeper.Simulation
         {
             n.Up = true;
             n.Incarnation++;
+            n.Inbox.Clear();
+            n.DrainAt = -1;
             n.PeerIncarnationSeen = n.PeerSequenceSeen = -1;
             n.PeerAlive = false;
             n.LastDelivered = null;
@@ -146,7 +148,8 @@ namespace ServiceKeeper.Simulation
                 IgnoreStaleness: _o.Off.HasFlag(Protection.StaleCheck));
             n.Machine = new MirrorStateMachine(
                 new MirrorSettings("web", n.Name, n.Peer.Name, "n1", Failover: true, DefaultPrimaryPolicy.Alone, null, MaxLoop: 3,
-                    LoopInterval: TimeSpan.FromMinutes(10), HasWitness: _witness, StartupWait: HeartbeatTimeout * 2),
+                    LoopInterval: TimeSpan.FromMinutes(10), HasWitness: _witness, StartupWait: HeartbeatTimeout * 2,
+                    TakeOverDelay: MirrorSettings.TakeOverDelayFor(HeartbeatTimeout)),
                 disk, n.Clock, () => $"g{++_generations}", safety);
             n.Published = n.Machine.View;
             Trace(n, $"engine up (incarnation {n.Incarnation}), disk gen {disk.Generation ?? "-"}{(disk.UpToDate ? " utd" : "")}");
@@ -165,8 +168,11 @@ namespace ServiceKeeper.Simulation
             if (!n.Up) return;
             Trace(n, $"CRASH ({why})");
             n.Up = false;
+            n.Inbox.Clear();
+            n.DrainAt = -1;
             n.TornCrashPending = false;
             n.AppRunning = false;
+            n.VipDown = false;
             n.Replicating = false;
             n.Connection = null;
             n.PendingWrites.Clear();
@@ -178,12 +184,39 @@ namespace ServiceKeeper.Simulation
         private void Input(SimNode n, MirrorEvent e, string? label = null)
         {
             if (!n.Up) return;
-            var inc = n.Incarnation;
-            if (_now < n.StallUntil)
+            // As MirrorHost's inbox: events wait in order while the engine is blocked on its disk, and are handled in that
+            // order once it is free (sim seed 2005: a stall cut short when the faults stopped let a heartbeat deferred during
+            // it overtake newer ones; an older view of the peer then sent the node into a resync to an old generation).
+            if (_now < n.StallUntil || n.Inbox.Count > 0)
             {
-                At(n.StallUntil, null, n, () => { if (n.Up && n.Incarnation == inc) Input(n, e, label); });
+                n.Inbox.Enqueue((e, label));
+                ScheduleDrain(n);
                 return;
             }
+            Handle(n, e, label);
+        }
+
+        private void ScheduleDrain(SimNode n)
+        {
+            var at = Math.Max(n.StallUntil, _now);
+            if (n.DrainAt >= 0 && n.DrainAt <= at) return;
+            n.DrainAt = at;
+            var inc = n.Incarnation;
+            At(at, null, n, () =>
+            {
+                if (!n.Up || n.Incarnation != inc || n.DrainAt != at) return;
+                n.DrainAt = -1;
+                while (n.Up && n.Incarnation == inc && n.Inbox.Count > 0)
+                {
+                    if (_now < n.StallUntil) { ScheduleDrain(n); return; }
+                    var (e, label) = n.Inbox.Dequeue();
+                    Handle(n, e, label);
+                }
+            });
+        }
+
+        private void Handle(SimNode n, MirrorEvent e, string? label)
+        {
             IReadOnlyList<MirrorAction> actions;
             var servingBefore = n.Machine!.IsServing;
             try
@@ -218,7 +251,12 @@ namespace ServiceKeeper.Simulation
                 case RunProcedure r:
                     // What a node must hold when its application starts: every write acknowledged up to its decision to serve
                     // (what the other node acknowledges later, while this one starts, is two nodes serving: NoDoubleServing's).
-                    if (r.Procedure == Procedure.StartApplication) (n.AcknowledgedAtServeDecision, n.Fenced) = (_ackOrder.Count, false);
+                    if (r.Procedure == Procedure.StartApplication)
+                    {
+                        n.AcknowledgedAtServeDecision = _ackOrder.Count;
+                        n.PeerInSightAtServeDecision = n.Machine!.Peer != null;
+                        n.Fenced = false;
+                    }
                     RunProcedure(n, r);
                     break;
                 case StartReplication:
@@ -326,10 +364,18 @@ namespace ServiceKeeper.Simulation
             switch (r.Procedure)
             {
                 case Procedure.StartApplication: duration = Ms(100, 3000); break;
-                case Procedure.StopApplication: duration = Ms(100, 3000); break;
-                case Procedure.Resync: duration = Ms(300, 5000); n.ResyncPeerIncarnation = n.Peer.Incarnation; break;
+                case Procedure.StopApplication:
+                    duration = Ms(100, 3000);
+                    if (r.GiveWay) n.VipDown = true; // as MirrorHost: the virtual IP goes first when giving way
+                    break;
+                case Procedure.Resync: duration = Ms(300, 5000); n.ResyncPeerIncarnation = n.Peer.Incarnation; n.ResyncStartedAt = Connected(n, n.Peer) ? _now : long.MinValue; break;
                 case Procedure.ProbeWitness: duration = Ms(20, 1000); break;
                 default: duration = Ms(10, 300); break;
+            }
+            if (r.Procedure == Procedure.ProbeWitness)
+            {
+                ProbeWitness(n, inc, token, attempt: 0);
+                return;
             }
             After(duration, null, n, () =>
             {
@@ -348,23 +394,54 @@ namespace ServiceKeeper.Simulation
                         break;
                     case Procedure.Resync:
                         var peer = n.Peer;
-                        ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing && !_o.Off.HasFlag(Protection.Resync);
+                        // The copy is a connection for the whole resync: a port cut at either end meanwhile breaks it (sim seed 4610:
+                        // judged only at its end, a copy "made" while the source's port was cut completed before the source had even
+                        // heard of the secondary, and what the source acknowledged meanwhile was never replicated to it).
+                        ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing && !_o.Off.HasFlag(Protection.Resync)
+                             && n.ResyncStartedAt != long.MinValue && n.LastPortCut < n.ResyncStartedAt && peer.LastPortCut < n.ResyncStartedAt;
                         if (ok) ResyncCompleted(n, peer);
                         else detail = "connection to " + peer.Name + " lost";
-                        break;
-                    case Procedure.ProbeWitness:
-                        // Two pings to the witness on the switch: each needs the request out of this node's port and the answer back in.
-                        ok = Enumerable.Range(0, 2).Select(_ => PassesOut(n) && PassesIn(n)).ToArray().Any(x => x);
                         break;
                 }
                 Input(n, new ProcedureDone(r.Procedure, ok, detail), $"{r.Procedure} done ({(ok ? "ok" : "failed: " + detail)})");
             });
         }
 
+        /// <summary>
+        /// As MirrorHost.ProbeWitnessesAsync: up to two pings, one after the other, each given a third of the heartbeat timeout
+        /// (MirrorSettings.WitnessPingTimeout); a witness on the switch answers within milliseconds. A ping needs the request out of this
+        /// node's port and the answer back in at the time it is sent (sim seed 12142: the probe used to be judged by the port at
+        /// its end, so a probe sent through a cut port succeeded if the port healed before the probe's drawn duration ended).
+        /// </summary>
+        private void ProbeWitness(SimNode n, int inc, int token, int attempt)
+        {
+            var answered = PassesOut(n) && PassesIn(n);
+            if (answered || attempt == MirrorSettings.WitnessPings - 1)
+            {
+                var after = answered ? Ms(1, 5) : WitnessPingTimeout;
+                AfterLocal(n, after, () =>
+                {
+                    if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
+                    Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})");
+                });
+                return;
+            }
+            AfterLocal(n, WitnessPingTimeout, () =>
+            {
+                if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
+                ProbeWitness(n, inc, token, attempt + 1);
+            });
+        }
+
+        private static readonly TimeSpan WitnessPingTimeout = MirrorSettings.WitnessPingTimeout(HeartbeatTimeout);
+
         private void ApplicationStarted(SimNode n)
         {
             n.AppRunning = true;
+            n.VipDown = false;
             Trace(n, "application running");
+            // Serving ends an earlier Set-SKSecondary on this node (the engine keeps its data from now on).
+            _adminChoseSecondary.Remove(n);
             CheckApplicationStart(n);
             n.ForcedSinceServing = false;
         }
@@ -372,6 +449,7 @@ namespace ServiceKeeper.Simulation
         private void ApplicationStopped(SimNode n)
         {
             n.AppRunning = false;
+            n.VipDown = false;
             Trace(n, "application stopped");
             FailPendingWrites(n);
         }
@@ -389,7 +467,7 @@ namespace ServiceKeeper.Simulation
         {
             if (!_faultsOver || _now < (_o.FaultPhase + _o.ConvergenceBound).Ticks)
                 After(Ms(50, 300), null, null, ClientWrite);
-            var candidates = _nodes.Where(n => n.Up && n.AppRunning && n.Reachable).ToArray();
+            var candidates = _nodes.Where(n => n.Up && n.AppRunning && n.Reachable && !n.VipDown).ToArray();
             if (candidates.Length == 0) return;
             var node = candidates[_rng.Next(candidates.Length)];
             if (_now < node.StallUntil) return; // the write blocks on the stalled disk; the client times out
@@ -551,6 +629,7 @@ namespace ServiceKeeper.Simulation
                 var way = _o.OneWayCuts ? _rng.Next(3) : 0;
                 if (way != 1) n.PortIn = false;
                 if (way != 2) n.PortOut = false;
+                n.LastPortCut = _now;
                 Trace(n, $"fault: port cut ({(way == 0 ? "both ways" : way == 1 ? "outgoing" : "incoming")})");
                 After(Ms(300, 20_000), $"port healed", n, () => n.PortIn = n.PortOut = true);
             }
@@ -668,6 +747,7 @@ namespace ServiceKeeper.Simulation
                 n.LossIn = n.LossOut = 0;
                 n.LossUntil = 0;
                 n.StallUntil = Math.Min(n.StallUntil, _now);
+                if (n.Inbox.Count > 0) ScheduleDrain(n);
                 n.TornCrashPending = false;
                 if (!n.Up) Boot(n, start: false);
                 var node = n;

@@ -50,10 +50,17 @@ namespace ServiceKeeper.Simulation
         /// <summary>The replication connection to the peer while replicating (primary side).</summary>
         public ReplicationConnection? Connection;
         public int ProcedureToken;
+        /// <summary>Events waiting while the engine is blocked on its stalled disk (handled in order), and when they are next drained.</summary>
+        public readonly Queue<(MirrorEvent Event, string? Label)> Inbox = new();
+        public long DrainAt = -1;
         public long ResyncPeerIncarnation;
+        public long ResyncStartedAt;
+        /// <summary>When this node's port was last cut (either way): a copy across it breaks.</summary>
+        public long LastPortCut = -1;
         public readonly Dictionary<int, long> PendingWrites = new(); // write id -> issue time
         public bool ForcedSinceServing;
         public int AcknowledgedAtServeDecision;
+        public bool PeerInSightAtServeDecision;
 
         // heartbeat receiver (liveness + replay guard)
         public long PeerIncarnationSeen = -1;
@@ -75,6 +82,8 @@ namespace ServiceKeeper.Simulation
         public long LossUntil;
         public long StallUntil;
         public bool AppRunning;
+        /// <summary>The virtual IP is gone while the application still stops (giving way): clients no longer reach it.</summary>
+        public bool VipDown;
         public bool TornCrashPending;
         public long DownSince;
 

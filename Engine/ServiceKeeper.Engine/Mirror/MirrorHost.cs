@@ -62,7 +62,7 @@ namespace ServiceKeeper.Engine.Mirror
             _machine = new MirrorStateMachine(
                 new MirrorSettings(info.Name, ctx.Options.NodeName, _peer, info.InitialPrimary ?? info.Nodes[0],
                     config.Failover, config.DefaultPrimary, config.DefaultPrimaryNode, config.MaxLoop, config.LoopInterval,
-                    witness != null, StartupWait: heart.Timeout * 2),
+                    witness != null, StartupWait: heart.Timeout * 2, TakeOverDelay: MirrorSettings.TakeOverDelayFor(heart.Timeout)),
                 LoadDisk(), ctx.Time, () => "g" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..6]).ToLowerInvariant());
             _parts = new ModuleParts(ctx, info, config, new Dictionary<string, string> { ["SK_PEER"] = _peer });
             if (config.Rfs is { Directories.Count: > 0 } rfs)
@@ -292,7 +292,7 @@ namespace ServiceKeeper.Engine.Mirror
                 string? detail = null;
                 try
                 {
-                    (ok, detail) = await RunProcedureAsync(r.Procedure, r.FullSync, state, _life.Token);
+                    (ok, detail) = await RunProcedureAsync(r.Procedure, r.FullSync, state, _life.Token, r.GiveWay);
                 }
                 catch (OperationCanceledException) when (_life.IsCancellationRequested)
                 {
@@ -307,7 +307,7 @@ namespace ServiceKeeper.Engine.Mirror
             });
         }
 
-        private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct)
+        private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct, bool giveWay = false)
         {
             var name = MirrorStateMachine.Name(state);
             switch (procedure)
@@ -329,17 +329,15 @@ namespace ServiceKeeper.Engine.Mirror
                     return start.Succeeded || start.Missing ? (true, null) : (false, Describe("start_prim", start));
 
                 case Procedure.StopApplication:
+                    // Giving way to the other node (it serves or may take over): clients leave this node first.
+                    if (giveWay) await RemoveVirtualIpsAsync(ct);
                     var stop = await _parts.RunScriptAsync("stop_prim", [name, "STOP", "stop"], _config.User.NiceStopTimeout, ct);
                     if (!stop.Succeeded && !stop.Missing)
                     {
                         ModuleLog("module", Describe("stop_prim", stop) + ": stopping with force");
                         await _parts.RunScriptAsync("stop_prim", [name, "STOP", "force"], _config.User.ForceStopTimeout, ct);
                     }
-                    foreach (var (address, prefix, iface) in VirtualAddresses())
-                    {
-                        await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, ct);
-                        ModuleLog("module", $"virtual IP {address}/{prefix} removed from {iface}");
-                    }
+                    if (!giveWay) await RemoveVirtualIpsAsync(ct);
                     if (_replication != null) await _replication.UnserveAsync(ct);
                     return (true, null);
 
@@ -372,15 +370,24 @@ namespace ServiceKeeper.Engine.Mirror
             catch (Exception ex) when (ex is not OperationCanceledException) { ModuleLog("module", $"gratuitous ARP for {address} failed: {ex.Message}"); }
         }
 
+        private async Task RemoveVirtualIpsAsync(CancellationToken ct)
+        {
+            foreach (var (address, prefix, iface) in VirtualAddresses())
+            {
+                await _ctx.VirtualIps.RemoveAsync(address, prefix, iface, ct);
+                ModuleLog("module", $"virtual IP {address}/{prefix} removed from {iface}");
+            }
+        }
+
         private async Task<bool> ProbeWitnessesAsync(CancellationToken ct)
         {
             var witnesses = _config.Checks.OfType<SplitBrainCheckConfig>().SelectMany(s => s.Witnesses).ToList();
             // The isolated side holds the VIP until its probes give up: keep them in proportion to the
             // detection time (a witness on the LAN answers in a millisecond).
-            var timeout = TimeSpan.FromMilliseconds(Math.Clamp(_config.Heart!.Timeout.TotalMilliseconds / 3, 100, 700));
+            var timeout = MirrorSettings.WitnessPingTimeout(_config.Heart!.Timeout);
             var probes = witnesses.Select(async w =>
             {
-                for (int attempt = 0; attempt < 2; attempt++)
+                for (int attempt = 0; attempt < MirrorSettings.WitnessPings; attempt++)
                 {
                     using var ping = new Ping();
                     try

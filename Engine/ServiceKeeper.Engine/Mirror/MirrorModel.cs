@@ -49,9 +49,12 @@ namespace ServiceKeeper.Engine.Mirror
     /// <param name="LostPeer">a ready secondary no longer hears its primary and is deciding to take over: a primary that
     /// still hears it steps down (heartbeats lost one way only, or writes it could not replicate must not be acknowledged).</param>
     /// <param name="LastPrimary">the peer's record of the last primary: both nodes break a tie the same way only when they agree.</param>
+    /// <param name="SecondRequested">the admin made the peer secondary (Set-SKSecondary): it waits for this node to serve
+    /// and will not serve itself, whatever the two nodes' data say.</param>
     public sealed record PeerView(
         string Node, MirrorStateName State, bool Ready, string? Generation, IReadOnlyList<string> History,
-        bool Consistent, bool UpToDate, bool Authoritative, bool HandOver, bool Starting, bool LostPeer = false, string? LastPrimary = null)
+        bool Consistent, bool UpToDate, bool Authoritative, bool HandOver, bool Starting, bool LostPeer = false, string? LastPrimary = null,
+        bool SecondRequested = false)
     {
         public bool IsServing => State is MirrorStateName.Alone or MirrorStateName.Prim;
     }
@@ -116,7 +119,9 @@ namespace ServiceKeeper.Engine.Mirror
     public abstract record MirrorAction;
     /// <summary>Write the disk record before anything that follows.</summary>
     public sealed record PersistAction(MirrorDisk Disk) : MirrorAction;
-    public sealed record RunProcedure(Procedure Procedure, bool FullSync = false) : MirrorAction;
+    /// <param name="GiveWay">StopApplication because the other node serves or may take over: the host removes the virtual IPs
+    /// before stop_prim, so that clients leave this node at once and no write is acknowledged here any more.</param>
+    public sealed record RunProcedure(Procedure Procedure, bool FullSync = false, bool GiveWay = false) : MirrorAction;
     /// <summary>Send writes to the peer (primary side) / stop sending. On StopReplication the host completes the writes
     /// still waiting for the secondary into the dirty journal: the machine persists the generation they belong to first.</summary>
     public sealed record StartReplication : MirrorAction;

@@ -62,10 +62,30 @@ using ServiceKeeper.Engine.Configuration;
 namespace ServiceKeeper.Engine.Mirror
 {
     /// <summary>Module settings the machine needs (from userconfig.xml and the module's install).</summary>
+    /// <param name="TakeOverDelay">with a witness: how long a secondary that lost its primary waits, from the loss, before it
+    /// starts the application, even though a witness answers it at once. An isolated primary loses the secondary at about the
+    /// same moment, but its witness probe only gives up after every ping has timed out; it must be stopping by then (see
+    /// TakeOverDelayFor). Zero: take over as soon as a witness answers.</param>
     public sealed record MirrorSettings(
         string Module, string Node, string PeerNode, string InitialPrimary,
         bool Failover, DefaultPrimaryPolicy DefaultPrimary, string? DefaultPrimaryNode,
-        int MaxLoop, TimeSpan LoopInterval, bool HasWitness, TimeSpan StartupWait);
+        int MaxLoop, TimeSpan LoopInterval, bool HasWitness, TimeSpan StartupWait, TimeSpan TakeOverDelay = default)
+    {
+        /// <summary>One witness ping's timeout: in proportion to the detection time (a witness on the LAN answers in a
+        /// millisecond), so that an isolated node gives way soon after it lost its peer.</summary>
+        public static TimeSpan WitnessPingTimeout(TimeSpan heartbeatTimeout) =>
+            TimeSpan.FromMilliseconds(Math.Clamp(heartbeatTimeout.TotalMilliseconds / 3, 100, 700));
+
+        /// <summary>Pings per witness probe (one after the other).</summary>
+        public const int WitnessPings = 2;
+
+        /// <summary>
+        /// The isolated primary's give-up time (every ping of its probe timed out) plus half a heartbeat timeout for the
+        /// skew between the two nodes' detection of the loss (heartbeat phase, late datagrams, ticks, clock rates).
+        /// </summary>
+        public static TimeSpan TakeOverDelayFor(TimeSpan heartbeatTimeout) =>
+            WitnessPingTimeout(heartbeatTimeout) * WitnessPings + heartbeatTimeout / 2;
+    }
 
     /// <summary>A command that does not fit the current state; nothing was changed.</summary>
     public sealed class MirrorCommandException(string errorId, string message) : Exception(message)
@@ -103,6 +123,7 @@ namespace ServiceKeeper.Engine.Mirror
         private bool _holdingWrites;      // replication lost while the secondary could take over: writes stay blocked
         private bool _steppingDown;       // stopping the application because the peer may serve (isolated, peer lost us)
         private bool _checkingTakeOver;   // SECOND that lost its primary, probing the witness (published as LostPeer)
+        private DateTimeOffset? _takeOverAt; // SECOND that lost its primary, a witness answered: starts serving then (TakeOverDelay)
 
         public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration, MirrorSafety? safety = null)
         {
@@ -132,8 +153,8 @@ namespace ServiceKeeper.Engine.Mirror
         /// <summary>This node's view as the peer will see it.</summary>
         public PeerView View => new(_s.Node, State, Ready, Disk.Generation, Disk.History, Disk.Consistent, Disk.UpToDate,
                                     Disk.Authoritative, HandOver, Starting,
-                                    LostPeer: _checkingTakeOver && State == MirrorStateName.Second && _op == Procedure.ProbeWitness,
-                                    LastPrimary: Disk.LastPrimary);
+                                    LostPeer: _checkingTakeOver && State == MirrorStateName.Second && (_op == Procedure.ProbeWitness || _takeOverAt != null),
+                                    LastPrimary: Disk.LastPrimary, SecondRequested: _discardData || _secondRequested);
 
         public IReadOnlyList<MirrorAction> Handle(MirrorEvent e)
         {
@@ -224,6 +245,11 @@ namespace ServiceKeeper.Engine.Mirror
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is busy on {_s.Node} ({Describe()}); try again when it is ready.");
             if (Peer is { IsServing: true })
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module}: {_s.PeerNode} is serving ({DescribePeer()}); use Start-SKSwap.");
+            // sim seed 5879: the peer no longer hears this node and takes over once the witness allows it; a primary here too
+            // would be two (this node's heartbeats do not reach it). -Force is the admin's override.
+            if (!force && Peer is { State: MirrorStateName.Second, LostPeer: true })
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState,
+                    $"{_s.Module}: {_s.PeerNode} no longer hears this node and is taking over; wait for it to serve, or use Set-SKPrimary -Force.");
             if (!force)
             {
                 var stale = StaleReason(Peer);
@@ -256,6 +282,14 @@ namespace ServiceKeeper.Engine.Mirror
             if (_op != null && _op != Procedure.Resync)
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is busy on {_s.Node} ({Describe()}); try again when it is ready.");
             _discardData = true;
+            if ((Disk.UpToDate || Disk.Authoritative) && !_safety.IgnoreStaleness)
+            {
+                // sim seed 11549: the admin gave up this node's data for the peer's; a crash later, the node restarted with its
+                // record still "up to date" and, the peer out of view, served the copy it was told to discard (without what the
+                // peer acknowledged meanwhile). The record says so at once.
+                Disk = Disk with { UpToDate = false, Authoritative = false };
+                Emit(new PersistAction(Disk));
+            }
             if (fullSync) Log("second -FullSync: this node's data will be replaced by a full copy from " + _s.PeerNode);
             switch (State)
             {
@@ -329,7 +363,7 @@ namespace ServiceKeeper.Engine.Mirror
                     else if (!(peer.State == MirrorStateName.Second && peer.Ready) || peer.Generation == Disk.Generation)
                     {
                         Log($"{_s.PeerNode} has seen generation {Short(Disk.Generation)} ({DescribePeer()}): the held writes complete into the journal");
-                        StopReplicating();
+                        ReleaseHeldWrites();
                         React();
                     }
                     break;
@@ -369,6 +403,19 @@ namespace ServiceKeeper.Engine.Mirror
                     {
                         SplitBrainWhileServing(peer);
                     }
+                    else if (peer.State == MirrorStateName.Wait && !peer.Starting && peer.Authoritative && !Disk.Authoritative
+                             && Relate(peer) == DataRelation.Diverged)
+                    {
+                        // sim seed 5265: the admin made the peer's data authoritative (prim -Force) while this node served out of its
+                        // sight; the peer then waited (isolated, then split brain) and this node served on, so the admin's choice
+                        // was lost in practice. The admin's choice wins: stop here; the peer serves and this node resyncs from it.
+                        var text = $"split brain: {_s.PeerNode}'s data was made authoritative by Set-SKPrimary -Force (generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here)";
+                        Log(text + "; stopping here");
+                        Emit(new SetPrimaryCheckers(false));
+                        Disk = Disk with { UpToDate = false };
+                        Emit(new PersistAction(Disk));
+                        Unserve(() => Enter(MirrorStateName.Wait, false, text + ". Nothing was merged: this node's changes are kept until it resynchronises from " + _s.PeerNode + "."), giveWay: true);
+                    }
                     break;
 
                 case MirrorStateName.Prim when Ready && peer != null:
@@ -385,6 +432,16 @@ namespace ServiceKeeper.Engine.Mirror
                         Log("swap done: " + _s.PeerNode + " is primary");
                         FollowServingPeer();
                     }
+                    else if (peer.State is MirrorStateName.Wait or MirrorStateName.Stop && !peer.Starting)
+                    {
+                        // sim seed 10265: the peer never saw the hand-over (its incoming heartbeats were cut), lost this node and
+                        // went to WAIT (isolated); it will not take over, and this node waited for it for ever. This node stopped
+                        // the application last and holds every acknowledged write: the swap is abandoned, it serves again.
+                        HandOver = false;
+                        _primaryConfirmed = true;
+                        Log($"swap abandoned: {_s.PeerNode} did not take over ({DescribePeer()}); serving again here");
+                        TakeOver(newGeneration: true, $"swap abandoned: {_s.PeerNode} is {DescribePeer()}");
+                    }
                     break;
 
                 case MirrorStateName.Second when Ready && peer != null:
@@ -396,8 +453,16 @@ namespace ServiceKeeper.Engine.Mirror
                         PrimaryGone($"{_s.PeerNode} stopped serving ({DescribePeer()})");
                     break;
 
+                case MirrorStateName.Second when !Ready && peer != null && _takeOverAt != null:
+                    if (peer.IsServing) EndTakeOverWait();
+                    break;
+
                 case MirrorStateName.Second when !Ready && peer != null:
                     if (peer.IsServing && _op == null) StartResync();
+                    // sim seed 15150: this node chose to wait for the peer to serve, then the admin made the peer secondary
+                    // (Set-SKSecondary): it will not serve, and both waited for each other for ever. Decide again without it.
+                    else if (_op == null && !_discardData && !_secondRequested && peer is { State: MirrorStateName.Second, Ready: false, HandOver: false, SecondRequested: true })
+                        Decide();
                     break;
             }
         }
@@ -424,17 +489,21 @@ namespace ServiceKeeper.Engine.Mirror
             // The blocked writes complete into the dirty journal when replication stops: they belong to a generation the
             // secondary does not hold, which must be durable before any of them is acknowledged.
             var wasPrim = State == MirrorStateName.Prim;
-            Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
-            Emit(new PersistAction(Disk));
-            _freshGeneration = true;
             var why = $"secondary stopped acknowledging writes: {reason}";
             // A ready secondary of a PRIM may take over (it believes it holds every acknowledged write) until it has seen
             // this new generation: until then the writes stay blocked (sim seed 212). It shows it has seen it by leaving
             // SECOND Ready (it resyncs); if it reports instead that it lost this node, this node steps down. Writes are held
             // too while the peer serves or takes over, or while the application here is stopping (it gives way: its blocked
             // writes fail with it, sim seed 416).
-            _holdingWrites = (wasPrim && Peer is { State: MirrorStateName.Second, Ready: true }) || Peer is { IsServing: true } || Peer is { LostPeer: true }
-                             || _op == Procedure.StopApplication;
+            var holding = (wasPrim && Peer is { State: MirrorStateName.Second, Ready: true }) || Peer is { IsServing: true } || Peer is { LostPeer: true }
+                          || _op == Procedure.StopApplication;
+            // sim seed 14792: while the writes are held the peer may still take over, so this copy is not yet the only up-to-date
+            // one: a crash now, and this node restarted without the peer in view served its copy without what the peer
+            // acknowledged since. Up to date once the writes are released (ReleaseHeldWrites).
+            Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = !holding, LastPrimary = _s.Node };
+            Emit(new PersistAction(Disk));
+            _freshGeneration = true;
+            _holdingWrites = holding;
             if (!_holdingWrites) StopReplicating();
             if (State == MirrorStateName.Alone)
                 Log($"{_s.Module}: ALONE: {why}; new generation {Short(Disk.Generation)}, {_s.PeerNode} resynchronises again");
@@ -448,6 +517,18 @@ namespace ServiceKeeper.Engine.Mirror
             }
             else
                 Log($"{_s.Module}: PRIM (transient): {why}; new generation {Short(Disk.Generation)}, the flow under way goes on without replication");
+        }
+
+        /// <summary>The peer can no longer take over: this copy is the only up-to-date one (persisted before the held writes
+        /// complete, see OnReplicationLost).</summary>
+        private void ReleaseHeldWrites()
+        {
+            if (!Disk.UpToDate && IsServing)
+            {
+                Disk = Disk with { UpToDate = true };
+                Emit(new PersistAction(Disk));
+            }
+            StopReplicating();
         }
 
         private void StopReplicating()
@@ -485,7 +566,7 @@ namespace ServiceKeeper.Engine.Mirror
             if (_replicationBroken) Emit(new FenceWrites()); // the writes waiting for the lost secondary fail: the application stops now
             Emit(new SetPrimaryCheckers(false));
             _steppingDown = true;
-            Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"));
+            Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"), giveWay: true);
         }
 
         private void OnPeerLost()
@@ -525,13 +606,16 @@ namespace ServiceKeeper.Engine.Mirror
                     {
                         if (Peer != null) { React(); return; }
                         if (!reachable) { Isolated(serving: true); return; }
-                        if (_holdingWrites) StopReplicating();
+                        if (_holdingWrites) ReleaseHeldWrites();
                     });
                     break;
 
                 case MirrorStateName.Alone:
-                    if (_holdingWrites) StopReplicating();
+                    if (_holdingWrites) ReleaseHeldWrites();
                     break;
+
+                case MirrorStateName.Second when _takeOverAt != null:
+                    break; // lost again while waiting for it to give way: the takeover goes on
 
                 case MirrorStateName.Second when HandOver:
                     // The peer vanished during the swap: nobody serves. Our data is the newest (the application
@@ -575,12 +659,23 @@ namespace ServiceKeeper.Engine.Mirror
             {
                 Enter(MirrorStateName.Second, false, why + ": checking the witness");
                 _checkingTakeOver = true;
+                var lostAt = _time.GetUtcNow();
                 Run(Procedure.ProbeWitness, (reachable, _) =>
                 {
+                    if (Peer is { IsServing: true }) { _checkingTakeOver = false; FollowServingPeer(); return; }
+                    if (!reachable) { _checkingTakeOver = false; Isolated(serving: false); return; }
+                    // sim seed 12142: the witness answers this node within a millisecond, while an isolated primary's probe
+                    // gives up only when its pings time out; it served on meanwhile, and clients reached both once the cut
+                    // healed. Wait until it must be stopping (still published as LostPeer: a primary that hears it steps down).
+                    if (_s.TakeOverDelay > TimeSpan.Zero && _time.GetUtcNow() < lostAt + _s.TakeOverDelay)
+                    {
+                        _takeOverAt = lostAt + _s.TakeOverDelay;
+                        Enter(MirrorStateName.Second, false, why + $", a witness answers: taking over once {_s.PeerNode} has given way");
+                        _takeOverWhy = why + ", a witness answers";
+                        return;
+                    }
                     _checkingTakeOver = false;
-                    if (Peer is { IsServing: true }) { FollowServingPeer(); return; }
-                    if (reachable) TakeOver(newGeneration: true, why + ", a witness answers");
-                    else Isolated(serving: false);
+                    TakeOver(newGeneration: true, why + ", a witness answers");
                 });
                 return;
             }
@@ -603,18 +698,21 @@ namespace ServiceKeeper.Engine.Mirror
             else StartResync();
         }
 
-        private void Isolated(bool serving)
+        private void Isolated(bool serving, bool keepRecord = false)
         {
             const string reason = "isolated: the other node and every witness are unreachable; the other node may be serving";
             _canTakeOver = false;
             if (serving) RememberUnusedGeneration();
-            Disk = Disk with { UpToDate = false };
-            Emit(new PersistAction(Disk));
+            if (!keepRecord)
+            {
+                Disk = Disk with { UpToDate = false };
+                Emit(new PersistAction(Disk));
+            }
             if (serving)
             {
                 if (_replicationBroken) Emit(new FenceWrites());
                 _steppingDown = true;
-                Unserve(() => Enter(MirrorStateName.Wait, false, reason));
+                Unserve(() => Enter(MirrorStateName.Wait, false, reason), giveWay: true);
             }
             else
                 Enter(MirrorStateName.Wait, false, reason);
@@ -641,7 +739,8 @@ namespace ServiceKeeper.Engine.Mirror
             Log(text + "; stopping here, " + _s.PeerNode + " keeps serving");
             Emit(new SetPrimaryCheckers(false));
             Unserve(() => Enter(MirrorStateName.Wait, false,
-                text + ". Nothing was merged: this node's changes are kept. Set-SKSecondary -FullSync discards them, Set-SKPrimary -Force keeps them instead."));
+                text + ". Nothing was merged: this node's changes are kept. Set-SKSecondary -FullSync discards them, Set-SKPrimary -Force keeps them instead."),
+                giveWay: true);
         }
 
         // ------------------------------------------------------------------ decisions
@@ -654,9 +753,23 @@ namespace ServiceKeeper.Engine.Mirror
             if (Peer != null) React();
         }
 
+        private string _takeOverWhy = "";
+
+        /// <summary>The wait for an isolated primary to give way is over (or the peer is back): take over, or not.</summary>
+        private void EndTakeOverWait()
+        {
+            _takeOverAt = null;
+            _checkingTakeOver = false;
+            if (Peer is { IsServing: true }) { FollowServingPeer(); return; }
+            // As without the wait: a "second" said to this ready secondary earlier does not keep it from taking over (sim seed
+            // 11176: waiting instead, it stopped publishing LostPeer and the primary, heard by it but not hearing it, served on).
+            TakeOver(newGeneration: true, _takeOverWhy);
+        }
+
         private void OnTick()
         {
             if (_op != null) return;
+            if (_takeOverAt is { } at && State == MirrorStateName.Second && _time.GetUtcNow() >= at) { EndTakeOverWait(); return; }
             if (Starting && _time.GetUtcNow() >= _startupDeadline) Decide();
         }
 
@@ -700,6 +813,13 @@ namespace ServiceKeeper.Engine.Mirror
             if (_secondRequested || _discardData)
             {
                 Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve");
+                return;
+            }
+            if (peer is { State: MirrorStateName.Second, LostPeer: true })
+            {
+                // sim seed 983: the peer lost this node (it restarted behind a cut port) and waits to take over; serving here
+                // too, this node acknowledged writes the peer then started without. Let it serve, or give up (then decide).
+                Enter(MirrorStateName.Second, false, $"waiting for {_s.PeerNode} to serve (it lost this node and may take over)");
                 return;
             }
             if (peer is { State: MirrorStateName.Second, Ready: true } && peer.Generation == Disk.Generation && Disk.Generation != null)
@@ -758,7 +878,9 @@ namespace ServiceKeeper.Engine.Mirror
             {
                 if (Peer != null) Decide();
                 else if (reachable) BecomePrimary(why + ", a witness answers");
-                else Isolated(serving: false);
+                // sim seed 12979: finding nobody while starting says nothing new about the data: the record stays. Cleared, it
+                // lost "this node served generation g alone last"; the peer, holding an older copy of g, then served it.
+                else Isolated(serving: false, keepRecord: true);
             });
         }
 
@@ -970,6 +1092,21 @@ namespace ServiceKeeper.Engine.Mirror
             Enter(state, false, "restarting the application");
             Run(Procedure.StopApplication, (_, _) =>
             {
+                // sim seed 5447: an admin stop that arrived while the application stopped for a restart: stop now; starting it
+                // again first served a copy the admin had just told to stop.
+                if (_stopRequested) { StopFlow(applicationStopped: true); return; }
+                // sim seed 12430: the other node served diverged data that wins the split brain (prim -Force there) while the
+                // application stopped here for a restart: starting it again would serve without that node's writes.
+                if (Peer is { IsServing: true } serving && ChoosePrimary(serving, Relate(serving)) == _s.PeerNode)
+                {
+                    Disk = Disk with { UpToDate = false };
+                    Emit(new PersistAction(Disk));
+                    StopReplicating();
+                    Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(Relate(serving)))} this node's " +
+                        $"(generation {Short(serving.Generation)} there, {Short(Disk.Generation)} here) and keeps serving; the application is not started again here. " +
+                        "Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
+                    return;
+                }
                 // The peer was lost while the application stopped: an isolated node must not start it again (sim seed 516).
                 if (Peer == null && HasWitness)
                 {
@@ -1005,6 +1142,17 @@ namespace ServiceKeeper.Engine.Mirror
             // Serving makes this node's data worth keeping: an earlier "second" (discard my data) no longer applies
             // (sim seed 775: a node that took over later resynced over its own acknowledged writes).
             _discardData = _secondRequested = _fullSync = false;
+            if (!_replicating && Peer is { State: MirrorStateName.Second, Ready: true, HandOver: false } ready && ready.Generation == Disk.Generation
+                && Disk.Generation != null)
+            {
+                // sim seed 10004: the peer finished its copy while the application here was stopping for a restart, unreplicated;
+                // a write acknowledged meanwhile was missing there, and replication resumed on the same generation (PRIM). A new
+                // generation makes it copy again (as sim seed 32 for a serving node).
+                Disk = Disk.NewGeneration(_newGeneration()) with { UpToDate = true, LastPrimary = _s.Node };
+                Emit(new PersistAction(Disk));
+                _freshGeneration = true;
+                Log($"{_s.PeerNode} became secondary while nothing was replicated to it: new generation {Short(Disk.Generation)}, it resynchronises again");
+            }
             // A secondary with our generation receives every write from the application's first one on: replication starts
             // before the application does (sim seed 112: writes made while start_prim ran were never replicated).
             if (!_replicating && Peer is { State: MirrorStateName.Second } p && (p.Ready || p.HandOver) && p.Generation == Disk.Generation)
@@ -1029,7 +1177,7 @@ namespace ServiceKeeper.Engine.Mirror
                     Log($"{_s.PeerNode} took over while the application started here: giving way");
                     Disk = Disk with { UpToDate = false };
                     Emit(new PersistAction(Disk));
-                    Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} took over while the application started here; waiting for it"));
+                    Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} took over while the application started here; waiting for it"), giveWay: true);
                     return;
                 }
                 Emit(new SetPrimaryCheckers(true));
@@ -1055,7 +1203,9 @@ namespace ServiceKeeper.Engine.Mirror
             });
         }
 
-        private void Unserve(Action then)
+        /// <param name="giveWay">the other node serves or may take over: clients must leave this node before stop_prim runs
+        /// (sim seeds 5820, 9005: the node giving way acknowledged writes while stop_prim ran, and the serving node lacked them).</param>
+        private void Unserve(Action then, bool giveWay = false)
         {
             Emit(new SetPrimaryCheckers(false));
             Enter(State, false, "stopping the application");
@@ -1066,10 +1216,10 @@ namespace ServiceKeeper.Engine.Mirror
                 _steppingDown = false;
                 StopReplicating();
                 then();
-            });
+            }, giveWay: giveWay);
         }
 
-        private void StopFlow()
+        private void StopFlow(bool applicationStopped = false)
         {
             _startupDeadline = null;
             HandOver = false;
@@ -1082,11 +1232,12 @@ namespace ServiceKeeper.Engine.Mirror
                 Disk = Disk with { UpToDate = false };
                 Emit(new PersistAction(Disk));
             }
-            if (IsServing)
+            if (IsServing && !applicationStopped)
             {
                 Unserve(AfterUnserve);
                 return;
             }
+            if (applicationStopped) StopReplicating();
             AfterUnserve();
 
             void AfterUnserve()
@@ -1107,11 +1258,11 @@ namespace ServiceKeeper.Engine.Mirror
             }
         }
 
-        private void Run(Procedure procedure, Action<bool, string?> then, bool fullSync = false)
+        private void Run(Procedure procedure, Action<bool, string?> then, bool fullSync = false, bool giveWay = false)
         {
             _op = procedure;
             _then = then;
-            Emit(new RunProcedure(procedure, fullSync));
+            Emit(new RunProcedure(procedure, fullSync, giveWay));
         }
 
         private void OnProcedureDone(ProcedureDone done)
@@ -1157,6 +1308,7 @@ namespace ServiceKeeper.Engine.Mirror
             // Starting ends with the role: "prim" on a stopped node went on from prestart straight to serving, and a node
             // that still believed it was starting never decided again once back in WAIT (sim seed 72).
             if (state != MirrorStateName.Wait) _starting = false;
+            if (state != MirrorStateName.Second || ready) { _takeOverAt = null; if (_op != Procedure.ProbeWitness) _checkingTakeOver = false; }
         }
 
         private void Emit(MirrorAction action) => _out.Add(action);

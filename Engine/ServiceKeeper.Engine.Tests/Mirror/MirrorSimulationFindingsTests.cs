@@ -1,0 +1,384 @@
+// Scenarios the deterministic simulator found (servicekeeper-sim --seed N), replayed step by step on one machine fed with
+// the peer views and procedure answers the seed produced: each pins the core fix marked "sim seed N" in MirrorStateMachine.
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.Extensions.Time.Testing;
+using ServiceKeeper.Engine.Checkers;
+using ServiceKeeper.Engine.Configuration;
+using ServiceKeeper.Engine.Mirror;
+using Xunit;
+
+namespace ServiceKeeper.Engine.Tests.Mirror
+{
+    public class MirrorSimulationFindingsTests
+    {
+        private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero));
+        private int _generation = 100;
+
+        private MirrorStateMachine Machine(MirrorDisk disk, string node = "n1", bool witness = false, TimeSpan takeOverDelay = default) =>
+            new(new MirrorSettings("web", node, node == "n1" ? "n2" : "n1", "n1", Failover: true, DefaultPrimaryPolicy.Alone, null, 3,
+                TimeSpan.FromHours(24), witness, TimeSpan.FromSeconds(3), takeOverDelay), disk, _time, () => $"g{++_generation}");
+
+        /// <summary>n2 as the ready secondary of n1 (PRIM, generation g1), with a witness.</summary>
+        private MirrorStateMachine ReadySecondary(TimeSpan takeOverDelay)
+        {
+            var disk = Disk("g1", lastPrimary: "n1");
+            var m = Machine(disk, "n2", witness: true, takeOverDelay);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            var primary = Peer(MirrorStateName.Prim, true, disk, "n1");
+            m.Handle(new PeerHeard(primary));
+            if (m.RunningProcedure == Procedure.Resync) m.Handle(new ProcedureDone(Procedure.Resync, true));
+            m.Handle(new PeerHeard(primary with { Starting = false }));
+            Assert.True(m.State == MirrorStateName.Second && m.Ready, m.State + " " + m.Reason);
+            return m;
+        }
+
+        private static MirrorDisk Disk(string generation, string? lastPrimary, bool upToDate = false, params string[] history) =>
+            new(generation, ImmutableList.CreateRange(history), Consistent: true, UpToDate: upToDate, Authoritative: false, lastPrimary);
+
+        private static PeerView Peer(MirrorStateName state, bool ready, MirrorDisk disk, string node = "n2") =>
+            new(node, state, ready, disk.Generation, disk.History, disk.Consistent, disk.UpToDate, disk.Authoritative,
+                HandOver: false, Starting: false, LastPrimary: disk.LastPrimary);
+
+        private static bool Runs(IEnumerable<MirrorAction> actions, Procedure p) => actions.Any(a => a is RunProcedure r && r.Procedure == p);
+
+        [Fact]
+        public void WaitingForThePeerToServe_ThePeerIsMadeSecondaryByTheAdmin_ThisNodeServes()
+        {
+            // sim seed 15150: n1 started, saw n2 waiting and let it serve (n2 was primary last); the admin then made n2
+            // secondary (Set-SKSecondary -FullSync). Both waited for each other until the end of the run.
+            var disk = Disk("g7", lastPrimary: "n2");
+            var m = Machine(disk);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Wait, false, disk)));
+            Assert.Equal(MirrorStateName.Second, m.State);
+            Assert.False(m.Ready);
+
+            var actions = m.Handle(new PeerHeard(Peer(MirrorStateName.Second, false, disk) with { SecondRequested = true }));
+
+            Assert.True(Runs(actions, Procedure.StartApplication), string.Join(", ", actions));
+            Assert.Equal(MirrorStateName.Alone, m.State);
+        }
+
+        [Fact]
+        public void WaitingForThePeerToServe_ThePeerAlsoWaitsOfItsOwnAccord_ThisNodeKeepsWaiting()
+        {
+            // Without the admin's word the peer may still decide to serve: deciding again here could make two primaries.
+            var disk = Disk("g7", lastPrimary: "n2");
+            var m = Machine(disk);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Wait, false, disk)));
+
+            var actions = m.Handle(new PeerHeard(Peer(MirrorStateName.Second, false, disk)));
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.Equal(MirrorStateName.Second, m.State);
+        }
+
+        [Fact]
+        public void SecondRequested_IsPublished_AndCarriedByTheHeartbeatPayload()
+        {
+            var m = Machine(Disk("g7", lastPrimary: "n2"));
+            m.Handle(new SecondCommand(FullSync: false));
+
+            Assert.True(m.View.SecondRequested);
+            Assert.True(MirrorPayload.Decode("n1", MirrorPayload.Encode(m.View))!.SecondRequested);
+        }
+            [Fact]
+        public void Swap_ThePeerNeverSawTheHandOverAndWaitsIsolated_TheOldPrimaryServesAgain()
+        {
+            // sim seed 10265: n2's incoming port was cut as n1 handed over; n2 lost n1, found no witness and waited
+            // (isolated). n1, still hearing n2, waited as SECOND (handing over) until the end of the run.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var secondary = pair["n2"].Machine.View;
+            n1.Handle(new SwapCommand());
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.True(n1.HandOver);
+
+            var actions = n1.Handle(new PeerHeard(secondary with { State = MirrorStateName.Wait, Ready = false }));
+
+            Assert.False(n1.HandOver);
+            Assert.True(Runs(actions, Procedure.StartApplication), string.Join(", ", actions));
+            var persisted = actions.OfType<PersistAction>().Last().Disk;
+            Assert.NotEqual(secondary.Generation, persisted.Generation);
+            Assert.True(persisted.UpToDate);
+        }
+
+        [Fact]
+        public void Swap_ThePeerStillSecondReady_TheOldPrimaryKeepsHandingOver()
+        {
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var secondary = pair["n2"].Machine.View;
+            n1.Handle(new SwapCommand());
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            var actions = n1.Handle(new PeerHeard(secondary with { History = secondary.History }));
+
+            Assert.True(n1.HandOver);
+            Assert.False(Runs(actions, Procedure.StartApplication));
+        }
+            [Fact]
+        public void PrimaryLost_AWitnessAnswersAtOnce_TheSecondaryWaitsTheTakeOverDelay_ThenServes()
+        {
+            // sim seed 12142: the witness answered the secondary within milliseconds; the isolated primary's probe was still
+            // waiting for its pings to time out, serving, when the cut healed: clients reached both applications.
+            var delay = MirrorSettings.TakeOverDelayFor(TimeSpan.FromMilliseconds(1500));
+            Assert.Equal(TimeSpan.FromMilliseconds(1750), delay);
+            var m = ReadySecondary(delay);
+            m.Handle(new PeerLost());
+            Assert.Equal(Procedure.ProbeWitness, m.RunningProcedure);
+
+            var answered = m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            Assert.False(Runs(answered, Procedure.StartApplication));
+            Assert.True(m.View.LostPeer); // a primary that still hears this node steps down
+            _time.Advance(delay - TimeSpan.FromMilliseconds(100));
+            Assert.False(Runs(m.Handle(new Tick()), Procedure.StartApplication));
+            m.Handle(new PeerLost()); // lost again meanwhile: still waiting, not "lost before it served"
+            Assert.Equal(MirrorStateName.Second, m.State);
+
+            _time.Advance(TimeSpan.FromMilliseconds(100));
+            var actions = m.Handle(new Tick());
+
+            Assert.True(Runs(actions, Procedure.StartApplication), string.Join(", ", actions));
+            Assert.Equal(MirrorStateName.Alone, m.State);
+            Assert.False(m.View.LostPeer);
+        }
+
+        [Fact]
+        public void PrimaryLost_ItServesAgainWhileTheSecondaryWaitsToTakeOver_TheSecondaryFollowsIt()
+        {
+            var m = ReadySecondary(TimeSpan.FromSeconds(2));
+            m.Handle(new PeerLost());
+            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Prim, true, Disk("g1", lastPrimary: "n1"), "n1")));
+            _time.Advance(TimeSpan.FromSeconds(3));
+            var actions = m.Handle(new Tick());
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.True(m.State == MirrorStateName.Second && m.Ready, m.State + " " + m.Reason);
+            Assert.False(m.View.LostPeer);
+        }
+            [Fact]
+        public void Starting_ThePeerLostThisNodeAndMayTakeOver_ThisNodeDoesNotServe()
+        {
+            // sim seed 983: n1 restarted behind a cut port; n2 had lost it and waited to take over (SECOND, LostPeer). At its
+            // start-up deadline n1 served too, acknowledged writes, and n2 then started without them.
+            var disk = Disk("g8", lastPrimary: "n1");
+            var m = Machine(disk, witness: true, takeOverDelay: TimeSpan.FromSeconds(2));
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, false, disk) with { LostPeer = true }));
+            _time.Advance(TimeSpan.FromSeconds(4));
+
+            var actions = m.Handle(new Tick());
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.False(Runs(actions, Procedure.ProbeWitness));
+            Assert.Equal(MirrorStateName.Second, m.State);
+            // The peer takes over: this node follows it.
+            var after = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, Disk("g9", "n2", true, "g8"))));
+            Assert.True(Runs(after, Procedure.Resync));
+        }
+            [Fact]
+        public void ReplicationLost_WhileTheWritesAreHeld_TheNewGenerationIsNotUpToDate_UntilTheyAreReleased()
+        {
+            // sim seed 14792: the primary lost replication (new generation, writes held while its ready secondary could still
+            // take over) and crashed; the secondary took over and acknowledged writes; the old primary restarted alone with its
+            // record "up to date" and served its copy without them.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            pair.Connected = false; // the secondary still looks ready: the writes are held
+
+            var held = pair["n1"].Machine.Handle(new ReplicationLost("send timeout"));
+
+            var disk = held.OfType<PersistAction>().Single().Disk;
+            Assert.NotEqual(pair["n2"].Persisted.Generation, disk.Generation);
+            Assert.False(disk.UpToDate);
+            Assert.DoesNotContain(held, a => a is StopReplication);
+
+            // The secondary shows it has seen the new generation (it resyncs): up to date, persisted before the writes complete.
+            var secondary = pair["n2"].Machine.View with { Ready = false, Generation = pair["n2"].Persisted.Generation };
+            var released = pair["n1"].Machine.Handle(new PeerHeard(secondary));
+            var persist = released.ToList().FindIndex(a => a is PersistAction { Disk.UpToDate: true });
+            var stop = released.ToList().FindIndex(a => a is StopReplication);
+            Assert.True(persist >= 0 && stop > persist, string.Join(", ", released));
+        }
+            [Fact]
+        public void SecondCommand_ThenACrash_TheNodeRestartedWithoutItsPeerDoesNotServeTheDataItWasToldToDiscard()
+        {
+            // sim seed 11549: Set-SKSecondary -FullSync on n1 (its record "up to date"), n1 crashed before it resynchronised;
+            // restarted with the peer out of view, it served the copy the admin had given up.
+            var m = Machine(Disk("g6", lastPrimary: "n1", upToDate: true));
+            var actions = m.Handle(new SecondCommand(FullSync: true));
+            var persisted = actions.OfType<PersistAction>().Last().Disk;
+            Assert.False(persisted.UpToDate);
+
+            var restarted = Machine(persisted);
+            restarted.Handle(new StartCommand());
+            restarted.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            var decided = restarted.Handle(new Tick());
+
+            Assert.False(Runs(decided, Procedure.StartApplication));
+            Assert.Equal(MirrorStateName.Wait, restarted.State);
+            Assert.Contains("not up to date", restarted.Reason);
+        }
+            /// <summary>n1 serving alone (no peer seen, no witness): a new generation after g1.</summary>
+        private MirrorStateMachine ServingAlone()
+        {
+            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true));
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            m.Handle(new Tick());
+            m.Handle(new ProcedureDone(Procedure.StartApplication, true));
+            Assert.True(m.State == MirrorStateName.Alone && m.Ready, m.State + " " + m.Reason);
+            return m;
+        }
+
+        [Fact]
+        public void Serving_ThePeerWaitsWithDataTheAdminMadeAuthoritative_ThisNodeGivesWay()
+        {
+            // sim seed 5265: prim -Force on n2 while n1 served out of its sight; n2 then waited (isolated, split brain) and n1
+            // served on: the admin's choice was lost.
+            var m = ServingAlone();
+            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, false, Authoritative: true, "n2");
+
+            var actions = m.Handle(new PeerHeard(Peer(MirrorStateName.Wait, false, forced)));
+
+            Assert.True(Runs(actions, Procedure.StopApplication), string.Join(", ", actions));
+            Assert.False(actions.OfType<PersistAction>().Last().Disk.UpToDate);
+            m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.NotEqual(MirrorStateName.Alone, m.State);
+        }
+
+        [Fact]
+        public void StartingAlone_NoWitnessAnswers_TheRecordIsKept()
+        {
+            // sim seed 12979: n1 had served generation g4 alone last (its record "up to date"); a start that found neither the
+            // peer nor a witness cleared that, and n2, holding an older copy of g4, later served it.
+            var m = Machine(Disk("g4", lastPrimary: "n1", upToDate: true), witness: true);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            m.Handle(new Tick());
+            Assert.Equal(Procedure.ProbeWitness, m.RunningProcedure);
+
+            var actions = m.Handle(new ProcedureDone(Procedure.ProbeWitness, false));
+
+            Assert.Equal(MirrorStateName.Wait, m.State);
+            Assert.Contains("isolated", m.Reason);
+            Assert.DoesNotContain(actions, a => a is PersistAction);
+            Assert.True(m.Disk.UpToDate);
+        }
+
+        [Fact]
+        public void ApplicationRestart_ThePeerFinishedItsCopyMeanwhile_ANewGenerationBeforeTheApplicationStartsAgain()
+        {
+            // sim seed 10004: n2 finished its copy while the application here stopped for a restart (writes acknowledged,
+            // nothing replicated); replication then resumed on the same generation and n2 lacked a write it later served without.
+            var m = ServingAlone();
+            var generation = m.Disk.Generation!;
+            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            Assert.Equal(Procedure.StopApplication, m.RunningProcedure);
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, true, m.Disk with { UpToDate = false, LastPrimary = "n1" })));
+
+            var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true)).ToList();
+
+            var persist = actions.FindIndex(a => a is PersistAction p && p.Disk.Generation != generation);
+            var start = actions.FindIndex(a => a is RunProcedure { Procedure: Procedure.StartApplication });
+            Assert.True(persist >= 0 && start > persist, string.Join(", ", actions));
+            Assert.DoesNotContain(actions, a => a is StartReplication);
+        }
+            [Fact]
+        public void PrimWithoutForce_ThePeerLostThisNodeAndIsTakingOver_IsRefused()
+        {
+            // sim seed 5879: n1 handed over (swap) behind a cut port; n2 lost it and waited to take over; prim on n1 made two
+            // primaries.
+            var disk = Disk("g3", lastPrimary: "n2");
+            var m = Machine(disk, witness: true);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, false, disk) with { LostPeer = true }));
+
+            var refused = Assert.Throws<MirrorCommandException>(() => m.Handle(new PrimCommand(Force: false)));
+
+            Assert.Equal(ServiceKeeper.Contracts.ErrorIds.InvalidModuleState, refused.ErrorId);
+            Assert.True(Runs(m.Handle(new PrimCommand(Force: true)), Procedure.StartApplication));
+        }
+
+        [Fact]
+        public void PrimaryLost_ASecondSaidEarlierToTheReadySecondary_DoesNotStopItsTakeOver()
+        {
+            // sim seed 11176: "second" on the ready secondary (a no-op) later turned the end of the takeover wait into "waiting for
+            // n1 to serve": it stopped publishing LostPeer, and n1 (heard by n2, not hearing it) served on behind its cut port.
+            var m = ReadySecondary(TimeSpan.FromSeconds(2));
+            m.Handle(new SecondCommand(FullSync: false));
+            m.Handle(new PeerLost());
+            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            _time.Advance(TimeSpan.FromSeconds(3));
+
+            Assert.True(Runs(m.Handle(new Tick()), Procedure.StartApplication));
+        }
+            [Fact]
+        public void StopCommand_WhileTheApplicationStopsForARestart_ItIsNotStartedAgain()
+        {
+            // sim seed 5447: the admin stopped the module while the application stopped for an errd restart; it was started
+            // again first, on a copy that lacked writes the other node had acknowledged.
+            var m = ServingAlone();
+            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            m.Handle(new StopCommand());
+
+            var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.False(Runs(actions, Procedure.StopApplication));
+            Assert.True(Runs(actions, Procedure.Poststop), string.Join(", ", actions));
+            m.Handle(new ProcedureDone(Procedure.Poststop, true));
+            Assert.Equal(MirrorStateName.Stop, m.State);
+        }
+            [Fact]
+        public void SplitBrainLoser_StopsWithTheVirtualIpRemovedFirst_AnOrdinaryStopDoesNot()
+        {
+            // sim seeds 5820, 9005: a node giving way to the other (split brain, it took over meanwhile) acknowledged writes while
+            // stop_prim ran; the serving node never had them.
+            var m = ServingAlone();
+            var peer = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2"); // it wins the split brain
+
+            var giveWay = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, peer)));
+
+            var stop = giveWay.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication);
+            Assert.True(stop.GiveWay);
+            var other = ServingAlone();
+            Assert.False(other.Handle(new StopCommand()).OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
+        }
+            [Fact]
+        public void ApplicationRestart_ADivergedPeerThatWinsServesMeanwhile_TheApplicationIsNotStartedAgain()
+        {
+            // sim seed 12430: prim -Force on n2 while n1 served out of its sight; n1's application restarted (errd) while n2,
+            // now in view, served its authoritative data; n1 started again without n2's writes.
+            var m = ServingAlone();
+            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, forced)));
+
+            var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.False(Runs(actions, Procedure.StartApplication));
+            Assert.Contains(actions, a => a is LogAction l && l.Text.Contains("split brain", StringComparison.Ordinal));
+            // The authoritative data wins: this node becomes its secondary (a full resync, nothing merged).
+            Assert.Equal(MirrorStateName.Second, m.State);
+            Assert.Contains(actions, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: true });
+        }
+    }
+}
