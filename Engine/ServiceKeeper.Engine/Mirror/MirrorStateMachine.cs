@@ -36,12 +36,20 @@
 //         peer stops being SECOND     → ALONE: new generation
 //         swap                        → unserve → SECOND(T) hand-over → SECOND(R) once the peer serves
 //         peer SECOND reports LostPeer → unserve → WAIT(NR) (it no longer hears this node and may take over)
-//  ALONE  holding writes (replication lost while the secondary was ready): peer leaves SECOND Ready or shows the
-//         new generation → StopReplication (the writes complete); peer reports LostPeer → unserve → WAIT(NR);
+//  ALONE  holding writes (replication lost while the secondary was ready; the new generation is persisted not up to
+//         date until they are released): peer leaves SECOND Ready or shows the new generation → persist UpToDate,
+//         StopReplication (the writes complete); peer reports LostPeer → unserve → WAIT(NR);
 //         peer lost → witness answers: StopReplication | unreachable: unserve → WAIT(NR) isolated
+//  giving way (isolated, or the peer reports LostPeer) while replication is lost → FenceWrites (the waiting writes and
+//         all later ones fail with EIO, journaled), unserve with GiveWay (VIP removed before stop_prim); a generation
+//         started while holding writes carries no acknowledged write: when the peer serves on from its parent, Decide
+//         goes back to the parent and resyncs (a failover, not a split brain)
 //  serving (T) application started but the peer took over meanwhile → unserve → WAIT(NR), no new generation
 //  SECOND(R) peer serving a newer gen → SECOND(T): resync (a peer known to be ahead is never taken over from)
-//            primary lost, witness    → SECOND(T) publishing LostPeer while it probes the witness
+//            primary lost, witness    → SECOND(T) publishing LostPeer while it probes the witness, then waits
+//                                       TakeOverDelay (the isolated primary's own probe and give-way); follows a
+//                                       primary heard serving meanwhile
+//  PRIM(T) swap whose peer never took over (it lost this node, or stopped) → abandoned: serve again, new generation
 //            peer lost / peer stopped → failover off: WAIT(NR); witness unreachable: WAIT(NR) isolated;
 //                                       else takeover: new generation, ALONE(T) serve
 //            peer hands over (swap)   → PRIM(T) serve, same generation
