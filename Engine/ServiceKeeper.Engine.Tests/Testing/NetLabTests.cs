@@ -60,7 +60,9 @@ public sealed class NetLabTests
         lab.Cut(n2);
         Assert.False(lab.Ping(n1, n2.Address), "n2 is cut");
         Assert.False(lab.Ping(lab.Client!.Namespace, n2.Address), "n2 is cut from the client too");
-        Assert.Contains("NO-CARRIER", lab.ExecInNode(n2, "ip", "link", "show", "eth0").StdOut, StringComparison.Ordinal);
+        // The kernel applies carrier changes through its link watcher, asynchronously (up to a second later).
+        Assert.True(WaitUntil(() => lab.ExecInNode(n2, "ip", "link", "show", "eth0").StdOut.Contains("NO-CARRIER", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(5)), "n2's eth0 shows NO-CARRIER: " + lab.ExecInNode(n2, "ip", "link", "show", "eth0"));
         Assert.True(lab.Ping(n1, lab.Client.Address), "n1 is not affected");
 
         lab.Heal(n2);
