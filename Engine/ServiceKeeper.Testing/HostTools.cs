@@ -211,47 +211,15 @@ internal static class HostTools
     }
 
     /// <summary>Mount points (of this process's mount namespace) at or under <paramref name="dir"/>, deepest first.</summary>
-    internal static IReadOnlyList<string> MountsUnder(string dir) => MountsUnder(dir, "/proc/self/mounts");
-
-    /// <summary>
-    /// Whether any mount namespace of a process on the host has a mount at or under <paramref name="dir"/>
-    /// (each namespace is read once, through the first process found in it).
-    /// </summary>
-    internal static bool IsMountedInAnyNamespace(string dir)
-    {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var proc in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!Path.GetFileName(proc).All(char.IsAsciiDigit))
-            {
-                continue;
-            }
-            string? ns;
-            try
-            {
-                ns = new FileInfo(Path.Combine(proc, "ns", "mnt")).LinkTarget;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                continue; // the process is gone
-            }
-            if (ns is not null && seen.Add(ns) && MountsUnder(dir, Path.Combine(proc, "mounts")).Count > 0)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static IReadOnlyList<string> MountsUnder(string dir, string mountsFile)
+    internal static IReadOnlyList<string> MountsUnder(string dir)
     {
         var result = new List<string>();
         string[] lines;
         try
         {
-            lines = File.ReadAllLines(mountsFile);
+            lines = File.ReadAllLines("/proc/self/mounts");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (IOException)
         {
             return result;
         }

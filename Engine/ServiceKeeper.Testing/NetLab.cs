@@ -41,7 +41,6 @@ public sealed class NetLab : IDisposable
 
     private readonly Action<string> _log;
     private readonly List<LabNode> _nodes = new();
-    private readonly List<string> _createdTargets = new();
     private readonly object _outputLock = new();
     private int _disposed;
 
@@ -186,8 +185,7 @@ public sealed class NetLab : IDisposable
     /// <summary>
     /// Stops the engines (TERM, then KILL after 10 s), kills every other process in the lab's
     /// namespaces, unmounts anything under /tmp/&lt;prefix&gt;, deletes the namespaces and, unless
-    /// <see cref="NetLabOptions.KeepFiles"/>, /tmp/&lt;prefix&gt;; then removes the bind-mount target
-    /// folders that this lab created. Never throws; safe to call twice.
+    /// <see cref="NetLabOptions.KeepFiles"/>, /tmp/&lt;prefix&gt;. Never throws; safe to call twice.
     /// </summary>
     public void Dispose()
     {
@@ -197,37 +195,7 @@ public sealed class NetLab : IDisposable
         }
         Try("stop engines", StopAllEngines);
         RemoveLeftoversCore(Prefix, deleteFiles: !Options.KeepFiles, _log, Options.CommandTimeout);
-        Try("remove bind-mount targets", RemoveCreatedTargets);
         // The Process objects stay undisposed: callers may still read ExitCode from them.
-    }
-
-    // Only folders this lab made, deepest first, each only while empty and while no mount namespace on the
-    // host has anything mounted there: removing a folder that is a mount point in another namespace (another
-    // lab's engine using the same target) would silently unmount it there.
-    private void RemoveCreatedTargets()
-    {
-        foreach (var dir in _createdTargets.OrderByDescending(d => d.Length))
-        {
-            Try($"remove {dir}", () =>
-            {
-                if (!Directory.Exists(dir))
-                {
-                    return;
-                }
-                if (Directory.EnumerateFileSystemEntries(dir).Any())
-                {
-                    _log($"{dir} kept: not empty");
-                    return;
-                }
-                if (HostTools.IsMountedInAnyNamespace(dir))
-                {
-                    _log($"{dir} kept: still mounted in another mount namespace");
-                    return;
-                }
-                _log($"rmdir {dir}");
-                Directory.Delete(dir);
-            });
-        }
     }
 
     private static void ValidatePrefix(string prefix)
@@ -346,31 +314,9 @@ public sealed class NetLab : IDisposable
                 Directory.CreateDirectory(node.RootPath(bind.SourceSubdir));
             }
         }
-        CreateBindTargets();
         if (Client is not null)
         {
             AddHost(Client.Namespace, Client.SwitchPort, "eth0", "br0", Client.Address);
-        }
-    }
-
-    // A missing bind-mount target is made here, once, so the lab knows which folders it made (parents
-    // included) and Dispose removes just those. The nodes' own mkdir -p stays as a fallback.
-    private void CreateBindTargets()
-    {
-        foreach (var target in Options.BindMounts.Select(b => b.Target).Distinct(StringComparer.Ordinal))
-        {
-            var missing = new List<string>();
-            for (var dir = target; !string.IsNullOrEmpty(dir) && !Directory.Exists(dir); dir = Path.GetDirectoryName(dir))
-            {
-                missing.Add(dir);
-            }
-            if (missing.Count == 0)
-            {
-                continue;
-            }
-            _log($"mkdir -p {target}");
-            Directory.CreateDirectory(target);
-            _createdTargets.AddRange(missing);
         }
     }
 

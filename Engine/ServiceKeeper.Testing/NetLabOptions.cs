@@ -26,7 +26,6 @@ public sealed class NetLabOptions
     /// <c>&lt;node root&gt;/&lt;SourceSubdir&gt;</c> appears at <c>Target</c> for that node only.
     /// The source folders are created with the lab; a missing <c>Target</c> folder is created on the
     /// host (mkdir -p, the mount namespace does not isolate files), so prefer existing ones like /srv.
-    /// Dispose removes the target folders the lab created, once empty and mounted in no namespace.
     /// </summary>
     public IList<BindMount> BindMounts { get; } = new List<BindMount>();
 
