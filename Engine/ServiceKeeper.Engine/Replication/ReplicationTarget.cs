@@ -438,17 +438,35 @@ namespace ServiceKeeper.Engine.Replication
             }
         }
 
+        /// <summary>The regular, replicated file a hash request names; otherwise the refusal (-2) is sent on the reply frame.</summary>
+        private static bool ReplicatedFile(FrameConnection conn, OutFrame f, TreeState t, string path, out string full, out FsStat st)
+        {
+            full = TreeScan.Full(t.Config.ReadRoot, path);
+            if (!t.Filter.IsExcluded(path) && NativeFs.Stat(full, out st) == 0 && st.Type == FsEntryType.File) return true;
+            st = default;
+            f.I32(-2); f.I64(0); f.U32(0);
+            conn.Send(f);
+            return false;
+        }
+
+        /// <summary>Reads until <paramref name="buffer"/> is full or the file ends; returns the bytes read.</summary>
+        private static int ReadFully(Microsoft.Win32.SafeHandles.SafeFileHandle h, Span<byte> buffer, long offset)
+        {
+            int n = 0;
+            while (n < buffer.Length)
+            {
+                int got = RandomAccess.Read(h, buffer[n..], offset + n);
+                if (got <= 0) break;
+                n += got;
+            }
+            return n;
+        }
+
         private static void SendHashes(FrameConnection conn, TreeState t, uint id, string path, long start, int block, int count, byte[] hash)
         {
             var f = new OutFrame(MsgType.HashReply, 32 + count * ReplicationSource.HashBytes);
             f.U32(id);
-            var full = TreeScan.Full(t.Config.ReadRoot, path);
-            if (t.Filter.IsExcluded(path) || NativeFs.Stat(full, out var st) != 0 || st.Type != FsEntryType.File)
-            {
-                f.I32(-2); f.I64(0); f.U32(0);
-                conn.Send(f);
-                return;
-            }
+            if (!ReplicatedFile(conn, f, t, path, out var full, out var st)) return;
             var hashes = new List<byte[]>();
             var buffer = new byte[block];
             try
@@ -457,13 +475,7 @@ namespace ServiceKeeper.Engine.Replication
                 for (int k = 0; k < count; k++)
                 {
                     long off = start + (long)k * block;
-                    int n = 0;
-                    while (n < block)
-                    {
-                        int got = RandomAccess.Read(h, buffer.AsSpan(n), off + n);
-                        if (got <= 0) break;
-                        n += got;
-                    }
+                    int n = ReadFully(h, buffer, off);
                     if (n == 0) break;
                     SHA256.HashData(buffer.AsSpan(0, n), hash);
                     hashes.Add(hash[..ReplicationSource.HashBytes]);
@@ -487,13 +499,7 @@ namespace ServiceKeeper.Engine.Replication
         {
             var f = new OutFrame(MsgType.HashReply, 32 + blocks * ReplicationSource.HashBytes);
             f.U32(id);
-            var full = TreeScan.Full(t.Config.ReadRoot, path);
-            if (t.Filter.IsExcluded(path) || NativeFs.Stat(full, out var st) != 0 || st.Type != FsEntryType.File)
-            {
-                f.I32(-2); f.I64(0); f.U32(0);
-                conn.Send(f);
-                return;
-            }
+            if (!ReplicatedFile(conn, f, t, path, out var full, out var st)) return;
             var hashes = new byte[blocks * ReplicationSource.HashBytes];
             int result = 0;
             long size = st.Size;
@@ -511,13 +517,7 @@ namespace ServiceKeeper.Engine.Replication
                     {
                         // One read per range (a journal zone), then hash its blocks.
                         long want = Math.Clamp(size - start, 0, Math.Min((long)count * block, buffer.Length));
-                        int n = 0;
-                        while (n < want)
-                        {
-                            int got = RandomAccess.Read(h, buffer.AsSpan(n, (int)want - n), start + n);
-                            if (got <= 0) break;
-                            n += got;
-                        }
+                        int n = ReadFully(h, buffer.AsSpan(0, (int)want), start);
                         for (int k = 0; k < count; k++, at++)
                         {
                             int off = k * block;
