@@ -256,6 +256,7 @@ namespace ServiceKeeper.Simulation
                         n.AcknowledgedAtServeDecision = _ackOrder.Count;
                         n.PeerInSightAtServeDecision = n.Machine!.Peer != null;
                         n.Fenced = false;
+                        n.VipWithdrawn = false;
                     }
                     RunProcedure(n, r);
                     break;
@@ -271,6 +272,15 @@ namespace ServiceKeeper.Simulation
                     if (n.AppRunning)
                         foreach (var id in n.PendingWrites.Keys.OrderBy(k => k)) Acknowledge(n, id);
                     n.PendingWrites.Clear();
+                    break;
+                case ProbeWitnessAside:
+                    var inc = n.Incarnation;
+                    ProbeWitness(n, () => n.Up && n.Incarnation == inc, answered =>
+                        Input(n, new WitnessProbed(answered), $"witness probed beside {n.Machine!.RunningProcedure?.ToString() ?? "nothing"} ({(answered ? "ok" : "no answer")})"));
+                    break;
+                case WithdrawVirtualIps:
+                    // As MirrorHost: the virtual IPs go at once; the start under way does not add them back.
+                    n.VipWithdrawn = n.VipDown = true;
                     break;
                 case FenceWrites:
                     // As MirrorHost: the waiting writes fail, and so does every later one (applied here, never acknowledged).
@@ -300,7 +310,7 @@ namespace ServiceKeeper.Simulation
             {
                 n.PeerAlive = false;
                 n.LastDelivered = null;
-                Input(n, new PeerLost(), "peer lost (no heartbeat for the timeout)");
+                Input(n, new PeerLost(n.Clock.GetUtcNow()), "peer lost (no heartbeat for the timeout)");
             }
             CheckReplication(n);
             if (!n.Up || n.Incarnation != inc) return;
@@ -374,7 +384,8 @@ namespace ServiceKeeper.Simulation
             }
             if (r.Procedure == Procedure.ProbeWitness)
             {
-                ProbeWitness(n, inc, token, attempt: 0);
+                ProbeWitness(n, () => n.Up && n.Incarnation == inc && n.ProcedureToken == token, answered =>
+                    Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})"));
                 return;
             }
             After(duration, null, n, () =>
@@ -413,24 +424,16 @@ namespace ServiceKeeper.Simulation
         /// node's port and the answer back in at the time it is sent (sim seed 12142: the probe used to be judged by the port at
         /// its end, so a probe sent through a cut port succeeded if the port healed before the probe's drawn duration ended).
         /// </summary>
-        private void ProbeWitness(SimNode n, int inc, int token, int attempt)
+        private void ProbeWitness(SimNode n, Func<bool> current, Action<bool> done, int attempt = 0)
         {
             var answered = PassesOut(n) && PassesIn(n);
             if (answered || attempt == MirrorSettings.WitnessPings - 1)
             {
                 var after = answered ? Ms(1, 5) : WitnessPingTimeout;
-                AfterLocal(n, after, () =>
-                {
-                    if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
-                    Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})");
-                });
+                AfterLocal(n, after, () => { if (current()) done(answered); });
                 return;
             }
-            AfterLocal(n, WitnessPingTimeout, () =>
-            {
-                if (!n.Up || n.Incarnation != inc || n.ProcedureToken != token) return;
-                ProbeWitness(n, inc, token, attempt + 1);
-            });
+            AfterLocal(n, WitnessPingTimeout, () => { if (current()) ProbeWitness(n, current, done, attempt + 1); });
         }
 
         private static readonly TimeSpan WitnessPingTimeout = MirrorSettings.WitnessPingTimeout(HeartbeatTimeout);
@@ -438,7 +441,7 @@ namespace ServiceKeeper.Simulation
         private void ApplicationStarted(SimNode n)
         {
             n.AppRunning = true;
-            n.VipDown = false;
+            n.VipDown = n.VipWithdrawn;
             Trace(n, "application running");
             // Serving ends an earlier Set-SKSecondary on this node (the engine keeps its data from now on).
             _adminChoseSecondary.Remove(n);

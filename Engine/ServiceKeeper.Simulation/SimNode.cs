@@ -84,6 +84,7 @@ namespace ServiceKeeper.Simulation
         public bool AppRunning;
         /// <summary>The virtual IP is gone while the application still stops (giving way): clients no longer reach it.</summary>
         public bool VipDown;
+        public bool VipWithdrawn; // WithdrawVirtualIps during the current StartApplication
         public bool TornCrashPending;
         public long DownSince;
 

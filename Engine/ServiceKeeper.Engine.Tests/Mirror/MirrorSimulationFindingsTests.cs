@@ -89,7 +89,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(m.View.SecondRequested);
             Assert.True(MirrorPayload.Decode("n1", MirrorPayload.Encode(m.View))!.SecondRequested);
         }
-            [Fact]
+
+        [Fact]
         public void Swap_ThePeerNeverSawTheHandOverAndWaitsIsolated_TheOldPrimaryServesAgain()
         {
             // sim seed 10265: n2's incoming port was cut as n1 handed over; n2 lost n1, found no witness and waited
@@ -126,7 +127,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(n1.HandOver);
             Assert.False(Runs(actions, Procedure.StartApplication));
         }
-            [Fact]
+
+        [Fact]
         public void PrimaryLost_AWitnessAnswersAtOnce_TheSecondaryWaitsTheTakeOverDelay_ThenServes()
         {
             // sim seed 12142: the witness answered the secondary within milliseconds; the isolated primary's probe was still
@@ -168,7 +170,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(m.State == MirrorStateName.Second && m.Ready, m.State + " " + m.Reason);
             Assert.False(m.View.LostPeer);
         }
-            [Fact]
+
+        [Fact]
         public void Starting_ThePeerLostThisNodeAndMayTakeOver_ThisNodeDoesNotServe()
         {
             // sim seed 983: n1 restarted behind a cut port; n2 had lost it and waited to take over (SECOND, LostPeer). At its
@@ -189,7 +192,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var after = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, Disk("g9", "n2", true, "g8"))));
             Assert.True(Runs(after, Procedure.Resync));
         }
-            [Fact]
+
+        [Fact]
         public void ReplicationLost_WhileTheWritesAreHeld_TheNewGenerationIsNotUpToDate_UntilTheyAreReleased()
         {
             // sim seed 14792: the primary lost replication (new generation, writes held while its ready secondary could still
@@ -213,7 +217,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var stop = released.ToList().FindIndex(a => a is StopReplication);
             Assert.True(persist >= 0 && stop > persist, string.Join(", ", released));
         }
-            [Fact]
+
+        [Fact]
         public void SecondCommand_ThenACrash_TheNodeRestartedWithoutItsPeerDoesNotServeTheDataItWasToldToDiscard()
         {
             // sim seed 11549: Set-SKSecondary -FullSync on n1 (its record "up to date"), n1 crashed before it resynchronised;
@@ -300,7 +305,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(persist >= 0 && start > persist, string.Join(", ", actions));
             Assert.DoesNotContain(actions, a => a is StartReplication);
         }
-            [Fact]
+
+        [Fact]
         public void PrimWithoutForce_ThePeerLostThisNodeAndIsTakingOver_IsRefused()
         {
             // sim seed 5879: n1 handed over (swap) behind a cut port; n2 lost it and waited to take over; prim on n1 made two
@@ -330,7 +336,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
 
             Assert.True(Runs(m.Handle(new Tick()), Procedure.StartApplication));
         }
-            [Fact]
+
+        [Fact]
         public void StopCommand_WhileTheApplicationStopsForARestart_ItIsNotStartedAgain()
         {
             // sim seed 5447: the admin stopped the module while the application stopped for an errd restart; it was started
@@ -347,7 +354,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             m.Handle(new ProcedureDone(Procedure.Poststop, true));
             Assert.Equal(MirrorStateName.Stop, m.State);
         }
-            [Fact]
+
+        [Fact]
         public void SplitBrainLoser_StopsWithTheVirtualIpRemovedFirst_AnOrdinaryStopDoesNot()
         {
             // sim seeds 5820, 9005: a node giving way to the other (split brain, it took over meanwhile) acknowledged writes while
@@ -362,7 +370,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var other = ServingAlone();
             Assert.False(other.Handle(new StopCommand()).OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
         }
-            [Fact]
+
+        [Fact]
         public void ApplicationRestart_ADivergedPeerThatWinsServesMeanwhile_TheApplicationIsNotStartedAgain()
         {
             // sim seed 12430: prim -Force on n2 while n1 served out of its sight; n1's application restarted (errd) while n2,
@@ -379,6 +388,90 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // The authoritative data wins: this node becomes its secondary (a full resync, nothing merged).
             Assert.Equal(MirrorStateName.Second, m.State);
             Assert.Contains(actions, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: true });
+        }
+        [Fact]
+        public void SwapAbandoned_WhileWritesAreHeld_TheyStayHeldUntilTheWitnessAnswers()
+        {
+            // sim seed 4199: replication broke while the swap stopped the application; the swap was abandoned and the writes the
+            // machine held (n2, still a ready secondary of g1, could take over) were released as the application started again.
+            // n1 was cut off: it acknowledged writes before its witness probe failed, and n2 took over without them.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            n1.Handle(new SwapCommand());
+            n1.Handle(new ReplicationLost("send timeout"));
+
+            var abandoned = n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.True(Runs(abandoned, Procedure.StartApplication), string.Join(", ", abandoned));
+            Assert.DoesNotContain(abandoned, a => a is StopReplication);
+            n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
+            var lost = n1.Handle(new PeerLost());
+            Assert.True(Runs(lost, Procedure.ProbeWitness));
+            Assert.DoesNotContain(lost, a => a is StopReplication);
+            var answered = n1.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            Assert.Contains(answered, a => a is StopReplication); // released now: the cut-off peer finds no witness and gives way
+        }
+
+        [Fact]
+        public void PeerLostWhileTheApplicationStarts_NoWitnessAnswers_TheVipGoesAtOnce_AndTheNodeGivesWayOnceStarted()
+        {
+            // sim seeds 5240, 4199: start_prim ran for seconds after the peer was lost; the witness was probed only then, while
+            // the peer, told by the witness, had taken over: both served. The probe runs beside start_prim now.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.Equal(Procedure.StartApplication, n1.RunningProcedure);
+
+            Assert.Contains(n1.Handle(new PeerLost()), a => a is ProbeWitnessAside);
+            Assert.Contains(n1.Handle(new WitnessProbed(false)), a => a is WithdrawVirtualIps);
+            var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
+
+            var stop = started.OfType<RunProcedure>().Single();
+            Assert.Equal(Procedure.StopApplication, stop.Procedure);
+            Assert.True(stop.GiveWay);
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.Equal(MirrorStateName.Wait, n1.State);
+            Assert.Contains("isolated", n1.Reason);
+        }
+
+        [Fact]
+        public void PeerLostWhileTheApplicationStarts_AWitnessAnswers_TheNodeServesAndProbesAsBefore()
+        {
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            n1.Handle(new PeerLost());
+
+            Assert.DoesNotContain(n1.Handle(new WitnessProbed(true)), a => a is WithdrawVirtualIps);
+            var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
+
+            Assert.True(Runs(started, Procedure.ProbeWitness), string.Join(", ", started));
+            Assert.True(n1.IsServing);
+        }
+
+        [Fact]
+        public void PrimaryLost_TheLossIsHandledLateAndTheWitnessAnswersLater_NoTakeOver()
+        {
+            // sim seed 1563: n2's engine stalled on its disk; the heartbeat layer found n1 lost on time but the machine handled it
+            // 2 s later, and its witness answered only once the cut had healed. n1's own probe had answered long before: it
+            // released its held writes and served on. n2 took over without them.
+            var delay = TimeSpan.FromSeconds(2);
+            var m = ReadySecondary(delay);
+            var lostAt = _time.GetUtcNow();
+            _time.Advance(delay + TimeSpan.FromSeconds(1));
+            Assert.True(Runs(m.Handle(new PeerLost(lostAt)), Procedure.ProbeWitness));
+
+            var answered = m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+
+            Assert.False(Runs(answered, Procedure.StartApplication));
+            Assert.Equal(MirrorStateName.Wait, m.State);
+            Assert.False(answered.OfType<PersistAction>().Single().Disk.UpToDate);
+            Assert.Contains("data not up to date", m.Reason);
         }
     }
 }

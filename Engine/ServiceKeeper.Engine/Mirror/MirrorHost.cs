@@ -41,6 +41,7 @@ namespace ServiceKeeper.Engine.Mirror
         private readonly ModuleParts _parts;
         private readonly MirrorReplication? _replication;
         private bool _replicationStarted;   // between the machine's StartReplication and StopReplication
+        private bool _vipsWithdrawn;        // WithdrawVirtualIps since the last StartApplication began
         private CancellationTokenSource? _bothCheckers, _primCheckers;
         private byte[]? _lastPeerPayload;
         private Task? _loop, _ticker;
@@ -216,7 +217,22 @@ namespace ServiceKeeper.Engine.Mirror
                 switch (action)
                 {
                     case PersistAction p: SaveDisk(p.Disk); break;
-                    case RunProcedure r: StartProcedure(r); break;
+                    case RunProcedure r:
+                        if (r.Procedure == Procedure.StartApplication) Volatile.Write(ref _vipsWithdrawn, false);
+                        StartProcedure(r);
+                        break;
+                    case ProbeWitnessAside:
+                        RunAside("witness probe", async ct =>
+                        {
+                            var reachable = await ProbeWitnessesAsync(ct);
+                            ModuleLog("module", reachable ? "a witness answers" : "no witness answers");
+                            _inbox.Writer.TryWrite(new WitnessProbed(reachable));
+                        });
+                        break;
+                    case WithdrawVirtualIps:
+                        Volatile.Write(ref _vipsWithdrawn, true);
+                        RunAside("virtual IP withdrawal", RemoveVirtualIpsAsync);
+                        break;
                     case SetPrimaryCheckers s:
                         if (s.Running) StartCheckers(ref _primCheckers, CheckWhen.Prim);
                         else StopCheckers(ref _primCheckers);
@@ -274,7 +290,7 @@ namespace ServiceKeeper.Engine.Mirror
                     break;
                 case Heartbeat.PeerLost:
                     Volatile.Write(ref _lastPeerPayload, null);
-                    _inbox.Writer.TryWrite(new PeerLost());
+                    _inbox.Writer.TryWrite(new PeerLost(_ctx.Time.GetUtcNow()));
                     break;
             }
         }
@@ -307,6 +323,14 @@ namespace ServiceKeeper.Engine.Mirror
             });
         }
 
+        /// <summary>Work the machine asked for beside its running procedure.</summary>
+        private void RunAside(string what, Func<CancellationToken, Task> work) => _ = Task.Run(async () =>
+        {
+            try { await work(_life.Token); }
+            catch (OperationCanceledException) when (_life.IsCancellationRequested) { }
+            catch (Exception ex) { ModuleLog("module", $"{what} failed: {ex.Message}"); }
+        });
+
         private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct, bool giveWay = false)
         {
             var name = MirrorStateMachine.Name(state);
@@ -325,6 +349,8 @@ namespace ServiceKeeper.Engine.Mirror
                         ModuleLog("module", $"virtual IP {address}/{prefix} added on {iface}");
                         _ = AnnounceAsync(address, iface);
                     }
+                    // The machine withdrew them meanwhile (isolated while starting): the withdrawal may have run before an add.
+                    if (Volatile.Read(ref _vipsWithdrawn)) await RemoveVirtualIpsAsync(ct);
                     var start = await _parts.RunScriptAsync("start_prim", [name, "PRIM", "start"], _config.User.ForceStopTimeout, ct);
                     return start.Succeeded || start.Missing ? (true, null) : (false, Describe("start_prim", start));
 

@@ -74,7 +74,9 @@ namespace ServiceKeeper.Engine.Mirror
     /// <summary>A heartbeat with the peer's current view (every pulse and on every change).</summary>
     public sealed record PeerHeard(PeerView Peer) : MirrorEvent;
     /// <summary>No heartbeat on any network for the timeout.</summary>
-    public sealed record PeerLost : MirrorEvent;
+    /// <param name="At">when the heartbeat layer found it (it runs on its own threads: a machine stalled on its disk handles
+    /// the loss later); null: now.</param>
+    public sealed record PeerLost(DateTimeOffset? At = null) : MirrorEvent;
     public sealed record ResourceChanged(string Resource, ResourceValue Value, CheckAction Action, CheckWhen When, bool IsErrd, string Reason) : MirrorEvent;
     /// <summary>A procedure the machine asked for has finished.</summary>
     public sealed record ProcedureDone(Procedure Procedure, bool Succeeded, string? Detail = null) : MirrorEvent;
@@ -85,6 +87,8 @@ namespace ServiceKeeper.Engine.Mirror
     /// while heartbeats may still flow. The application's writes are blocked until the machine answers.
     /// </summary>
     public sealed record ReplicationLost(string Reason) : MirrorEvent;
+    /// <summary>The answer to ProbeWitnessAside: whether any split-brain witness answered.</summary>
+    public sealed record WitnessProbed(bool Reachable) : MirrorEvent;
 
     /// <summary>
     /// Protections the machine relies on, all on by default. Only tests and the simulator switch one off, to show
@@ -129,6 +133,12 @@ namespace ServiceKeeper.Engine.Mirror
     /// <summary>This node gives way while its writes wait for a secondary that no longer answers: they, and every write
     /// until it serves again, fail with an I/O error (never acknowledged), so the application stops at once.</summary>
     public sealed record FenceWrites : MirrorAction;
+    /// <summary>Probe the split-brain witnesses now, beside the running procedure (the peer was lost while the application
+    /// starts here); answered with WitnessProbed.</summary>
+    public sealed record ProbeWitnessAside : MirrorAction;
+    /// <summary>Remove the virtual IPs now, while the application is still starting (this node found itself isolated and
+    /// gives way once start_prim has ended); a StartApplication under way does not add them back.</summary>
+    public sealed record WithdrawVirtualIps : MirrorAction;
     /// <summary>Run the module's checkers of class prim / stop them.</summary>
     public sealed record SetPrimaryCheckers(bool Running) : MirrorAction;
     public sealed record LogAction(string Text) : MirrorAction;

@@ -45,6 +45,8 @@
 //         started while holding writes carries no acknowledged write: when the peer serves on from its parent, Decide
 //         goes back to the parent and resyncs (a failover, not a split brain)
 //  serving (T) application started but the peer took over meanwhile → unserve → WAIT(NR), no new generation
+//  serving (T) peer lost while start_prim runs, witness → the witness is probed beside it (ProbeWitnessAside); none answers →
+//                                       WithdrawVirtualIps at once, unserve → WAIT(NR) isolated as soon as start_prim ends
 //  SECOND(R) peer serving a newer gen → SECOND(T): resync (a peer known to be ahead is never taken over from)
 //            primary lost, witness    → SECOND(T) publishing LostPeer while it probes the witness, then waits
 //                                       TakeOverDelay (the isolated primary's own probe and give-way); follows a
@@ -132,6 +134,9 @@ namespace ServiceKeeper.Engine.Mirror
         private bool _steppingDown;       // stopping the application because the peer may serve (isolated, peer lost us)
         private bool _checkingTakeOver;   // SECOND that lost its primary, probing the witness (published as LostPeer)
         private DateTimeOffset? _takeOverAt; // SECOND that lost its primary, a witness answered: starts serving then (TakeOverDelay)
+        private DateTimeOffset _peerLostAt;  // when the heartbeat layer last found the peer lost
+        private bool _probingAside;        // the peer was lost while the application starts: the witness is probed meanwhile
+        private bool _isolatedWhileStarting; // ...and no witness answered: this node gives way as soon as start_prim has ended
 
         public MirrorStateMachine(MirrorSettings settings, MirrorDisk disk, TimeProvider time, Func<string> newGeneration, MirrorSafety? safety = null)
         {
@@ -177,11 +182,12 @@ namespace ServiceKeeper.Engine.Mirror
                 case SecondCommand s: OnSecond(s.FullSync); break;
                 case MaintenanceCommand m: OnMaintenance(m); break;
                 case PeerHeard h: OnPeerHeard(h.Peer); break;
-                case PeerLost: OnPeerLost(); break;
+                case PeerLost l: OnPeerLost(l.At ?? _time.GetUtcNow()); break;
                 case ResourceChanged r: OnResource(r); break;
                 case ProcedureDone d: OnProcedureDone(d); break;
                 case Tick: OnTick(); break;
                 case ReplicationLost r: OnReplicationLost(r.Reason); break;
+                case WitnessProbed w: OnWitnessProbedAside(w.Reachable); break;
             }
             return _out.ToArray();
         }
@@ -228,8 +234,10 @@ namespace ServiceKeeper.Engine.Mirror
                 if (!_replicating || _replicationBroken)
                 {
                     // The secondary stopped acknowledging while the application stopped (ReplicationLost): it lacks the
-                    // last writes, so it may not take over. Serve again on the new generation.
-                    StopReplicating();
+                    // last writes, so it may not take over. Serve again on the new generation. Writes held because it might
+                    // take over still are (sim seed 4199: released here, they were acknowledged while the node, cut off, had not
+                    // yet probed the witness, and the peer took over without them).
+                    if (!_holdingWrites) StopReplicating();
                     Log($"swap abandoned: {_s.PeerNode} stopped acknowledging writes; serving again here");
                     Serve(MirrorStateName.Alone, "swap abandoned: starting the application again");
                     return;
@@ -577,14 +585,22 @@ namespace ServiceKeeper.Engine.Mirror
             Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"), giveWay: true);
         }
 
-        private void OnPeerLost()
+        private void OnPeerLost(DateTimeOffset at)
         {
             var had = Peer;
             Peer = null;
+            _peerLostAt = at;
             if (had != null) Log($"{_s.PeerNode} lost on every heartbeat network");
             if (_op != null)
             {
                 _pendingPeerLost = true;
+                // sim seeds 4199, 5240: start_prim may run for seconds; probing only once it has ended, an isolated node served
+                // long after its peer, told by the witness, took over. The probe runs beside it instead.
+                if (_op == Procedure.StartApplication && HasWitness && !_probingAside)
+                {
+                    _probingAside = true;
+                    Emit(new ProbeWitnessAside());
+                }
                 return;
             }
             HandlePeerLost();
@@ -646,6 +662,17 @@ namespace ServiceKeeper.Engine.Mirror
             }
         }
 
+        /// <summary>The witness probe that ran while the application starts here (the peer was lost meanwhile).</summary>
+        private void OnWitnessProbedAside(bool reachable)
+        {
+            if (!_probingAside) return;
+            _probingAside = false;
+            if (reachable || Peer != null || _op != Procedure.StartApplication) return; // else decided when start_prim ends
+            _isolatedWhileStarting = true;
+            Log("no witness answers while the application starts here: the virtual IPs are withdrawn, the application stops once started");
+            Emit(new WithdrawVirtualIps());
+        }
+
         /// <summary>The primary went away while this node was its up-to-date secondary.</summary>
         private void PrimaryGone(string why)
         {
@@ -667,11 +694,23 @@ namespace ServiceKeeper.Engine.Mirror
             {
                 Enter(MirrorStateName.Second, false, why + ": checking the witness");
                 _checkingTakeOver = true;
-                var lostAt = _time.GetUtcNow();
+                var lostAt = _peerLostAt;
                 Run(Procedure.ProbeWitness, (reachable, _) =>
                 {
                     if (Peer is { IsServing: true }) { _checkingTakeOver = false; FollowServingPeer(); return; }
                     if (!reachable) { _checkingTakeOver = false; Isolated(serving: false); return; }
+                    if (_s.TakeOverDelay > TimeSpan.Zero && _time.GetUtcNow() > lostAt + _s.TakeOverDelay && !_safety.IgnoreStaleness)
+                    {
+                        // sim seed 1563: the loss reached this machine late (stalled on its disk) and the witness answered only after
+                        // the cut had healed: the primary, whose own probe had answered long before, released the writes it held and
+                        // served on without this node. An answer this late says nothing about then: no takeover.
+                        _checkingTakeOver = false;
+                        Disk = Disk with { UpToDate = false };
+                        Emit(new PersistAction(Disk));
+                        Enter(MirrorStateName.Wait, false, $"data not up to date: {why} {(_time.GetUtcNow() - lostAt).TotalSeconds:0.0} s before a witness answered here " +
+                            $"(this node was stalled), and {_s.PeerNode} may have served alone since; start {_s.PeerNode}, or Set-SKPrimary -Force");
+                        return;
+                    }
                     // sim seed 12142: the witness answers this node within a millisecond, while an isolated primary's probe
                     // gives up only when its pings time out; it served on meanwhile, and clients reached both once the cut
                     // healed. Wait until it must be stopping (still published as LostPeer: a primary that hears it steps down).
@@ -1170,8 +1209,17 @@ namespace ServiceKeeper.Engine.Mirror
                 Emit(new StartReplication());
             }
             _unusedGeneration = null; // serving on it now: writes will be acknowledged under this generation
+            _probingAside = _isolatedWhileStarting = false;
             Run(Procedure.StartApplication, (ok, detail) =>
             {
+                var isolated = _isolatedWhileStarting;
+                _probingAside = _isolatedWhileStarting = false;
+                if (isolated && ok)
+                {
+                    _pendingPeerLost = false;
+                    Isolated(serving: true);
+                    return;
+                }
                 if (!ok)
                 {
                     Log($"start_prim failed ({detail})");
