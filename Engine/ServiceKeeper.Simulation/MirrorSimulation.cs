@@ -719,7 +719,8 @@ namespace ServiceKeeper.Simulation
                 _adminChoseSecondary.Add(n);
                 DiscardOnly(n, "second on " + n.Name);
             }
-            if (e is PrimCommand or StopCommand or StartCommand or RestartCommand) _adminChoseSecondary.Remove(n);
+            // Only a prim ends it: start and stop keep the record "second" wrote (not up to date), so the choice stands (sim seed 15375).
+            if (e is PrimCommand) _adminChoseSecondary.Remove(n);
         }
 
         /// <summary>The admin made this node's data authoritative (prim -Force), as the engine holds it: persisted or, while the

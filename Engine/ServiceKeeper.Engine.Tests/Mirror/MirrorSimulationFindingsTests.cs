@@ -5,6 +5,7 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Linq;
 using Microsoft.Extensions.Time.Testing;
+using ServiceKeeper.Contracts;
 using ServiceKeeper.Engine.Checkers;
 using ServiceKeeper.Engine.Configuration;
 using ServiceKeeper.Engine.Mirror;
@@ -472,6 +473,51 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.Equal(MirrorStateName.Wait, m.State);
             Assert.False(answered.OfType<PersistAction>().Single().Disk.UpToDate);
             Assert.Contains("data not up to date", m.Reason);
+        }
+        [Fact]
+        public void Prim_WhileThisNodeHandsOver_IsRefusedWithoutForce()
+        {
+            // sim seed 1502: n1 handed over (swap) and waited for n2 to serve; prim on n1 made it serve too, and n2, hearing the
+            // hand-over late, took over as well.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            n1.Handle(new SwapCommand());
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.True(n1.HandOver);
+
+            var refused = Assert.Throws<MirrorCommandException>(() => n1.Handle(new PrimCommand(Force: false)));
+
+            Assert.Equal(ErrorIds.InvalidModuleState, refused.ErrorId);
+            Assert.Contains("swap", refused.Message);
+            Assert.True(Runs(n1.Handle(new PrimCommand(Force: true)), Procedure.StartApplication)); // the admin's override
+        }
+
+        [Fact]
+        public void HoldingWritesWhileTheApplicationRestarts_ThePeerTakesOverFromTheParent_ThisNodeGivesWayAndGoesBackToIt()
+        {
+            // sim seed 15161: replication broke while the application restarted here (writes held on a fresh generation); n2 lost
+            // n1 and took over from the parent. n1 saw n2 serve "diverged" data once started and, as the initial primary, kept
+            // serving: both served, and n1 later started again without what n2 had acknowledged.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var parent = n1.Disk.Generation;
+            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            n1.Handle(new ReplicationLost("connection broken"));
+            n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            var held = n1.Disk.Generation;
+            Assert.NotEqual(parent, held);
+            var tookOver = new MirrorDisk("g900", ImmutableList.Create(parent!), true, true, false, "n2");
+            n1.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, tookOver)));
+
+            var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
+
+            Assert.Contains(started, a => a is FenceWrites);
+            Assert.True(started.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
+            var back = n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            Assert.Contains(back, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: false });
+            Assert.Equal(parent, back.OfType<PersistAction>().First().Disk.Generation);
         }
     }
 }

@@ -261,6 +261,11 @@ namespace ServiceKeeper.Engine.Mirror
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module} is busy on {_s.Node} ({Describe()}); try again when it is ready.");
             if (Peer is { IsServing: true })
                 throw new MirrorCommandException(ErrorIds.InvalidModuleState, $"{_s.Module}: {_s.PeerNode} is serving ({DescribePeer()}); use Start-SKSwap.");
+            // sim seed 1502: this node handed over (swap) and the peer, once it hears that, takes over; a primary here too would be
+            // two. -Force is the admin's override.
+            if (!force && HandOver)
+                throw new MirrorCommandException(ErrorIds.InvalidModuleState,
+                    $"{_s.Module}: a swap to {_s.PeerNode} is under way; wait for it to serve, or use Set-SKPrimary -Force.");
             // sim seed 5879: the peer no longer hears this node and takes over once the witness allows it; a primary here too
             // would be two (this node's heartbeats do not reach it). -Force is the admin's override.
             if (!force && Peer is { State: MirrorStateName.Second, LostPeer: true })
@@ -374,7 +379,7 @@ namespace ServiceKeeper.Engine.Mirror
                     break;
 
                 case MirrorStateName.Alone when Ready && peer != null && _holdingWrites:
-                    if (peer.State == MirrorStateName.Second && peer.LostPeer) StepDown();
+                    if ((peer.State == MirrorStateName.Second && peer.LostPeer) || TookOverFromHeldParent(peer)) StepDown();
                     else if (peer.IsServing) SplitBrainWhileServing(peer);
                     else if (!(peer.State == MirrorStateName.Second && peer.Ready) || peer.Generation == Disk.Generation)
                     {
@@ -571,6 +576,11 @@ namespace ServiceKeeper.Engine.Mirror
             _holdingWrites && _freshGeneration && !Disk.History.IsEmpty
                 ? Disk with { Generation = Disk.History[0], History = Disk.History.RemoveAt(0) }
                 : null;
+
+        /// <summary>The peer serves on from the generation this node held writes on top of: it took over.</summary>
+        private bool TookOverFromHeldParent(PeerView peer) =>
+            peer.IsServing && HeldGenerationAsParent() is { } parent
+            && Relate(parent.Generation, parent.History, peer.Generation, peer.History) == DataRelation.Behind;
 
         /// <summary>The peer reports that it lost this node and is deciding to take over: it must not find this node serving.</summary>
         private void StepDown()
@@ -1228,9 +1238,14 @@ namespace ServiceKeeper.Engine.Mirror
                 }
                 // The peer took over (or is deciding to) while the application started here (a restart, heartbeats lost one
                 // way): serving on would be two primaries, and a new generation here would hide that it is ahead (sim seed 1278).
-                if (Peer is { } taking && ((taking.IsServing && Relate(taking) == DataRelation.Behind) || (taking.State == MirrorStateName.Second && taking.LostPeer)))
+                // sim seed 15161: it took over from the generation this node holds writes on (its own fresh one, started when
+                // replication was lost, carries no acknowledged write): not a split brain this node may win, a failover.
+                if (Peer is { } taking && ((taking.IsServing && (Relate(taking) == DataRelation.Behind || TookOverFromHeldParent(taking)))
+                                           || (taking.State == MirrorStateName.Second && taking.LostPeer)))
                 {
                     Log($"{_s.PeerNode} took over while the application started here: giving way");
+                    RememberUnusedGeneration();
+                    if (_replicationBroken) Emit(new FenceWrites());
                     Disk = Disk with { UpToDate = false };
                     Emit(new PersistAction(Disk));
                     Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} took over while the application started here; waiting for it"), giveWay: true);
