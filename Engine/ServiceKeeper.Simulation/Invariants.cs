@@ -9,7 +9,7 @@ namespace ServiceKeeper.Simulation
 {
     public static class Invariants
     {
-        /// <summary>With a witness configured, two applications never run at once where clients reach both (one that is
+        /// <summary>With a witness configured, two applications never run at once where clients reach both (port open, virtual IP up; one that is
         /// already stopping is the lack of fencing, not counted; nor is a node the admin forced with prim -Force). Limit of a
         /// ping witness: two nodes that both reach the witness but not each other cannot be kept from both serving, so the
         /// simulator places every network fault at a node's port, where it hits the witness pings too (see MirrorSimulation).</summary>
@@ -47,7 +47,7 @@ namespace ServiceKeeper.Simulation
             var (a, b) = (_nodes[0], _nodes[1]);
             // A node whose stop_prim already runs has decided to give way (the window until it finishes is the design's
             // lack of fencing, counted apart in Overlaps); two nodes that both mean to serve are the violation.
-            if (_witness && a.Up && b.Up && a.AppRunning && b.AppRunning && a.Reachable && b.Reachable &&
+            if (_witness && a.Up && b.Up && a.AppRunning && b.AppRunning && a.Reachable && b.Reachable && !a.VipDown && !b.VipDown &&
                 (a.Machine!.RunningProcedure == Procedure.StopApplication || b.Machine!.RunningProcedure == Procedure.StopApplication))
             {
                 if (!_overlapSeen) { _overlapSeen = true; Trace(null, "overlap: both applications run while one is stopping (no fencing)"); }
@@ -60,7 +60,7 @@ namespace ServiceKeeper.Simulation
                 if (!_forcedOverlapSeen) { _forcedOverlapSeen = true; Trace(null, "both applications run after prim -Force (the admin's choice)"); }
                 return;
             }
-            if (_witness && a.Up && b.Up && a.AppRunning && b.AppRunning && a.Reachable && b.Reachable)
+            if (_witness && a.Up && b.Up && a.AppRunning && b.AppRunning && a.Reachable && b.Reachable && !a.VipDown && !b.VipDown)
                 Fail(Invariants.NoDoubleServingWithWitness, $"both applications run and clients reach both ({a.Name}: {a.Describe()}; {b.Name}: {b.Describe()})");
         }
 

@@ -210,6 +210,13 @@ namespace ServiceKeeper.Simulation
                 {
                     if (_now < n.StallUntil) { ScheduleDrain(n); return; }
                     var (e, label) = n.Inbox.Dequeue();
+                    if (e is PeerHeard h)
+                    {
+                        // As MirrorHost: the newest view heard, not this older one (sim seed 27042).
+                        var newest = n.LastDelivered ?? h.Peer;
+                        if (newest == n.Machine!.Peer) continue;
+                        (e, label) = (new PeerHeard(newest), null);
+                    }
                     Handle(n, e, label);
                 }
             });
@@ -276,11 +283,7 @@ namespace ServiceKeeper.Simulation
                 case ProbeWitnessAside:
                     var inc = n.Incarnation;
                     ProbeWitness(n, () => n.Up && n.Incarnation == inc, answered =>
-                        Input(n, new WitnessProbed(answered), $"witness probed beside {n.Machine!.RunningProcedure?.ToString() ?? "nothing"} ({(answered ? "ok" : "no answer")})"));
-                    break;
-                case WithdrawVirtualIps:
-                    // As MirrorHost: the virtual IPs go at once; the start under way does not add them back.
-                    n.VipWithdrawn = n.VipDown = true;
+                        WitnessAnswered(n, answered, giveWay: true, () => Input(n, new WitnessProbed(answered), $"witness probed beside {n.Machine!.RunningProcedure?.ToString() ?? "nothing"} ({(answered ? "ok" : "no answer")})")));
                     break;
                 case FenceWrites:
                     // As MirrorHost: the waiting writes fail, and so does every later one (applied here, never acknowledged).
@@ -385,7 +388,8 @@ namespace ServiceKeeper.Simulation
             if (r.Procedure == Procedure.ProbeWitness)
             {
                 ProbeWitness(n, () => n.Up && n.Incarnation == inc && n.ProcedureToken == token, answered =>
-                    Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})"));
+                    WitnessAnswered(n, answered, r.GiveWay, () => Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})")),
+                    pings: r.TakeOver ? 1 : MirrorSettings.WitnessPings);
                 return;
             }
             After(duration, null, n, () =>
@@ -418,22 +422,34 @@ namespace ServiceKeeper.Simulation
             });
         }
 
+        /// <summary>As MirrorHost.ProbeWitnessAsync: a serving node's probe that finds no witness removes the virtual IPs at once,
+        /// on the host's side (a stalled machine hears of it later); the start under way does not add them back.</summary>
+        private void WitnessAnswered(SimNode n, bool answered, bool giveWay, Action tell)
+        {
+            if (!answered && giveWay)
+            {
+                n.VipWithdrawn = n.VipDown = true;
+                Trace(n, "no witness answers: virtual IP removed");
+            }
+            tell();
+        }
+
         /// <summary>
         /// As MirrorHost.ProbeWitnessesAsync: up to two pings, one after the other, each given a third of the heartbeat timeout
         /// (MirrorSettings.WitnessPingTimeout); a witness on the switch answers within milliseconds. A ping needs the request out of this
         /// node's port and the answer back in at the time it is sent (sim seed 12142: the probe used to be judged by the port at
         /// its end, so a probe sent through a cut port succeeded if the port healed before the probe's drawn duration ended).
         /// </summary>
-        private void ProbeWitness(SimNode n, Func<bool> current, Action<bool> done, int attempt = 0)
+        private void ProbeWitness(SimNode n, Func<bool> current, Action<bool> done, int attempt = 0, int pings = MirrorSettings.WitnessPings)
         {
             var answered = PassesOut(n) && PassesIn(n);
-            if (answered || attempt == MirrorSettings.WitnessPings - 1)
+            if (answered || attempt == pings - 1)
             {
                 var after = answered ? Ms(1, 5) : WitnessPingTimeout;
                 AfterLocal(n, after, () => { if (current()) done(answered); });
                 return;
             }
-            AfterLocal(n, WitnessPingTimeout, () => { if (current()) ProbeWitness(n, current, done, attempt + 1); });
+            AfterLocal(n, WitnessPingTimeout, () => { if (current()) ProbeWitness(n, current, done, attempt + 1, pings); });
         }
 
         private static readonly TimeSpan WitnessPingTimeout = MirrorSettings.WitnessPingTimeout(HeartbeatTimeout);

@@ -427,7 +427,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.Equal(Procedure.StartApplication, n1.RunningProcedure);
 
             Assert.Contains(n1.Handle(new PeerLost()), a => a is ProbeWitnessAside);
-            Assert.Contains(n1.Handle(new WitnessProbed(false)), a => a is WithdrawVirtualIps);
+            n1.Handle(new WitnessProbed(false)); // the host removed the virtual IPs as the probe ended
+            Assert.Equal(Procedure.StartApplication, n1.RunningProcedure);
             var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
 
             var stop = started.OfType<RunProcedure>().Single();
@@ -448,7 +449,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
             n1.Handle(new PeerLost());
 
-            Assert.DoesNotContain(n1.Handle(new WitnessProbed(true)), a => a is WithdrawVirtualIps);
+            n1.Handle(new WitnessProbed(true));
             var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
 
             Assert.True(Runs(started, Procedure.ProbeWitness), string.Join(", ", started));
@@ -518,6 +519,102 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var back = n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
             Assert.Contains(back, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: false });
             Assert.Equal(parent, back.OfType<PersistAction>().First().Disk.Generation);
+        }
+        [Fact]
+        public void PrimaryProbesTheWitness_TheHostMayWithdrawTheVip_SoNoAnswerGivesWayEvenIfThePeerIsHeardMeanwhile()
+        {
+            // sim seeds 37804, 49710: the isolated primary's machine stalled on its disk while its probe ran; it gave way seconds
+            // after the peer took over. The probe of a serving node now asks the host to remove the virtual IPs when no witness
+            // answers (giveWay), and the node then gives way whatever it heard meanwhile.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var secondary = pair["n2"].Machine.View;
+
+            var probe = n1.Handle(new PeerLost()).OfType<RunProcedure>().Single();
+            Assert.Equal(Procedure.ProbeWitness, probe.Procedure);
+            Assert.True(probe.GiveWay);
+            n1.Handle(new PeerHeard(secondary));
+            var answered = n1.Handle(new ProcedureDone(Procedure.ProbeWitness, false));
+
+            Assert.True(answered.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
+        }
+
+        [Fact]
+        public void PrimaryProbesTheWitness_ThePeerReportsItLostThisNode_TheNodeStepsDownAtOnce()
+        {
+            // sim seed 54541: a lossy link: the secondary found the loss a second before the primary, whose probe was still
+            // running when the secondary's LostPeer got through; it gave way only when the probe ended, after the takeover.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var secondary = pair["n2"].Machine.View;
+            n1.Handle(new PeerLost());
+            Assert.Equal(Procedure.ProbeWitness, n1.RunningProcedure);
+
+            var heard = n1.Handle(new PeerHeard(secondary with { Ready = false, LostPeer = true }));
+
+            Assert.True(heard.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
+            Assert.Empty(n1.Handle(new ProcedureDone(Procedure.ProbeWitness, true))); // the abandoned probe's late answer
+        }
+
+        [Fact]
+        public void SecondaryProbesBeforeTakingOver_OnlyTheFirstPingCounts()
+        {
+            // sim seed 55913: the secondary's own cut healed between its two pings; the primary, whose probe had answered at
+            // once, served on and released its held writes; the secondary took over without them.
+            var m = ReadySecondary(TimeSpan.FromSeconds(2));
+
+            var probe = m.Handle(new PeerLost()).OfType<RunProcedure>().Single();
+
+            Assert.Equal(Procedure.ProbeWitness, probe.Procedure);
+            Assert.True(probe.TakeOver);
+            Assert.False(probe.GiveWay);
+        }
+
+        [Fact]
+        public void ApplicationRestart_ThePeerReportsItLostThisNode_TheApplicationIsNotStartedAgain()
+        {
+            // sim seed 24912: n2 lost n1 (one-way cut) while n1's application restarted; n1 started it again and served beside
+            // n2, which took over.
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            var n1 = pair["n1"].Machine;
+            var secondary = pair["n2"].Machine.View;
+            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            n1.Handle(new PeerHeard(secondary with { Ready = false, LostPeer = true }));
+
+            var stopped = n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.False(Runs(stopped, Procedure.StartApplication));
+            Assert.Equal(MirrorStateName.Wait, n1.State);
+            Assert.False(stopped.OfType<PersistAction>().Single().Disk.UpToDate);
+        }
+
+        [Fact]
+        public void ApplicationRestart_PeerHeardDuringTheWitnessProbe_ItsDivergedWinningDataKeepsTheApplicationStopped()
+        {
+            // sim seed 18004: the peer was lost while the application stopped for a restart; during the witness probe it was
+            // heard again, serving data made authoritative by prim -Force; the answer "a witness answers" started the
+            // application here anyway.
+            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true), witness: true);
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            m.Handle(new Tick());
+            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            m.Handle(new ProcedureDone(Procedure.StartApplication, true));
+            Assert.True(m.State == MirrorStateName.Alone && m.Ready && m.Peer == null, m.State + " " + m.Reason);
+            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            Assert.True(Runs(m.Handle(new ProcedureDone(Procedure.StopApplication, true)), Procedure.ProbeWitness));
+            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, forced)));
+
+            var answered = m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+
+            Assert.False(Runs(answered, Procedure.StartApplication));
+            Assert.Contains(answered, a => a is LogAction l && l.Text.Contains("split brain", StringComparison.Ordinal));
+            Assert.Contains(answered, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: true }); // the authoritative data wins
         }
     }
 }

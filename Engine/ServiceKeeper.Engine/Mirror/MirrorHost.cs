@@ -41,9 +41,10 @@ namespace ServiceKeeper.Engine.Mirror
         private readonly ModuleParts _parts;
         private readonly MirrorReplication? _replication;
         private bool _replicationStarted;   // between the machine's StartReplication and StopReplication
-        private bool _vipsWithdrawn;        // WithdrawVirtualIps since the last StartApplication began
+        private bool _vipsWithdrawn;        // an isolated witness probe removed them since the last StartApplication began
         private CancellationTokenSource? _bothCheckers, _primCheckers;
         private byte[]? _lastPeerPayload;
+        private PeerView? _newestPeerView;  // the last view the heartbeats delivered, null once the peer is lost
         private Task? _loop, _ticker;
         private volatile ModuleState _snapshot;
 
@@ -166,6 +167,13 @@ namespace ServiceKeeper.Engine.Mirror
                             // secondary, the machine persists a new generation first and then says StopReplication.
                             if (!_replicationStarted || !_machine.IsServing) _replication?.GoAlone();
                             break;
+                        case PeerHeard h:
+                            // The newest view heard, not this older one: a machine that was blocked (its disk stalls) must not act
+                            // on heartbeats that newer ones have overtaken (sim seed 27042: a stale view of a waiting peer made it
+                            // serve after the peer had taken over). Null: lost since; the PeerLost queued behind follows.
+                            var newest = Volatile.Read(ref _newestPeerView) ?? h.Peer;
+                            if (newest != _machine.Peer) Apply(_machine.Handle(new PeerHeard(newest)));
+                            break;
                         case MirrorEvent e: Apply(_machine.Handle(e)); break;
                     }
                 }
@@ -224,14 +232,9 @@ namespace ServiceKeeper.Engine.Mirror
                     case ProbeWitnessAside:
                         RunAside("witness probe", async ct =>
                         {
-                            var reachable = await ProbeWitnessesAsync(ct);
-                            ModuleLog("module", reachable ? "a witness answers" : "no witness answers");
+                            var reachable = await ProbeWitnessAsync(giveWay: true, ct);
                             _inbox.Writer.TryWrite(new WitnessProbed(reachable));
                         });
-                        break;
-                    case WithdrawVirtualIps:
-                        Volatile.Write(ref _vipsWithdrawn, true);
-                        RunAside("virtual IP withdrawal", RemoveVirtualIpsAsync);
                         break;
                     case SetPrimaryCheckers s:
                         if (s.Running) StartCheckers(ref _primCheckers, CheckWhen.Prim);
@@ -286,10 +289,15 @@ namespace ServiceKeeper.Engine.Mirror
                     var last = Volatile.Read(ref _lastPeerPayload);
                     if (last != null && last.AsSpan().SequenceEqual(m.Payload)) return;
                     Volatile.Write(ref _lastPeerPayload, m.Payload);
-                    if (MirrorPayload.Decode(m.Node, m.Payload) is { } view) _inbox.Writer.TryWrite(new PeerHeard(view));
+                    if (MirrorPayload.Decode(m.Node, m.Payload) is { } view)
+                    {
+                        Volatile.Write(ref _newestPeerView, view);
+                        _inbox.Writer.TryWrite(new PeerHeard(view));
+                    }
                     break;
                 case Heartbeat.PeerLost:
                     Volatile.Write(ref _lastPeerPayload, null);
+                    Volatile.Write(ref _newestPeerView, null);
                     _inbox.Writer.TryWrite(new PeerLost(_ctx.Time.GetUtcNow()));
                     break;
             }
@@ -308,7 +316,7 @@ namespace ServiceKeeper.Engine.Mirror
                 string? detail = null;
                 try
                 {
-                    (ok, detail) = await RunProcedureAsync(r.Procedure, r.FullSync, state, _life.Token, r.GiveWay);
+                    (ok, detail) = await RunProcedureAsync(r.Procedure, r.FullSync, state, _life.Token, r.GiveWay, r.TakeOver);
                 }
                 catch (OperationCanceledException) when (_life.IsCancellationRequested)
                 {
@@ -331,7 +339,7 @@ namespace ServiceKeeper.Engine.Mirror
             catch (Exception ex) { ModuleLog("module", $"{what} failed: {ex.Message}"); }
         });
 
-        private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct, bool giveWay = false)
+        private async Task<(bool, string?)> RunProcedureAsync(Procedure procedure, bool fullSync, MirrorStateName state, CancellationToken ct, bool giveWay, bool takeOver)
         {
             var name = MirrorStateMachine.Name(state);
             switch (procedure)
@@ -383,9 +391,7 @@ namespace ServiceKeeper.Engine.Mirror
                     return (true, null);
 
                 case Procedure.ProbeWitness:
-                    var reachable = await ProbeWitnessesAsync(ct);
-                    ModuleLog("module", reachable ? "a witness answers" : "no witness answers");
-                    return (reachable, null);
+                    return (await ProbeWitnessAsync(giveWay, ct, pings: takeOver ? 1 : MirrorSettings.WitnessPings), null);
             }
             return (false, "unknown procedure " + procedure);
         }
@@ -405,7 +411,21 @@ namespace ServiceKeeper.Engine.Mirror
             }
         }
 
-        private async Task<bool> ProbeWitnessesAsync(CancellationToken ct)
+        /// <param name="giveWay">this node serves: when no witness answers, the virtual IPs go at once, before the machine (which
+        /// may be stalled on its disk) hears of it; it gives way then.</param>
+        private async Task<bool> ProbeWitnessAsync(bool giveWay, CancellationToken ct, int pings = MirrorSettings.WitnessPings)
+        {
+            var reachable = await ProbeWitnessesAsync(pings, ct);
+            ModuleLog("module", reachable ? "a witness answers" : "no witness answers");
+            if (!reachable && giveWay)
+            {
+                Volatile.Write(ref _vipsWithdrawn, true);
+                await RemoveVirtualIpsAsync(ct);
+            }
+            return reachable;
+        }
+
+        private async Task<bool> ProbeWitnessesAsync(int pings, CancellationToken ct)
         {
             var witnesses = _config.Checks.OfType<SplitBrainCheckConfig>().SelectMany(s => s.Witnesses).ToList();
             // The isolated side holds the VIP until its probes give up: keep them in proportion to the
@@ -413,7 +433,7 @@ namespace ServiceKeeper.Engine.Mirror
             var timeout = MirrorSettings.WitnessPingTimeout(_config.Heart!.Timeout);
             var probes = witnesses.Select(async w =>
             {
-                for (int attempt = 0; attempt < MirrorSettings.WitnessPings; attempt++)
+                for (int attempt = 0; attempt < pings; attempt++)
                 {
                     using var ping = new Ping();
                     try

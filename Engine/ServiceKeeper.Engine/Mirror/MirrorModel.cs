@@ -124,8 +124,13 @@ namespace ServiceKeeper.Engine.Mirror
     /// <summary>Write the disk record before anything that follows.</summary>
     public sealed record PersistAction(MirrorDisk Disk) : MirrorAction;
     /// <param name="GiveWay">StopApplication because the other node serves or may take over: the host removes the virtual IPs
-    /// before stop_prim, so that clients leave this node at once and no write is acknowledged here any more.</param>
-    public sealed record RunProcedure(Procedure Procedure, bool FullSync = false, bool GiveWay = false) : MirrorAction;
+    /// before stop_prim, so that clients leave this node at once and no write is acknowledged here any more. ProbeWitness of a
+    /// serving node: when no witness answers, the host removes the virtual IPs as the probe ends (the machine then gives way,
+    /// even if it is stalled until later).</param>
+    /// <param name="TakeOver">ProbeWitness before a takeover: only answers to the first ping count. A witness that answers only
+    /// a retry shows that this node's own cut healed meanwhile: at the loss it was the isolated one, and the primary, which
+    /// heard its witness then, serves on.</param>
+    public sealed record RunProcedure(Procedure Procedure, bool FullSync = false, bool GiveWay = false, bool TakeOver = false) : MirrorAction;
     /// <summary>Send writes to the peer (primary side) / stop sending. On StopReplication the host completes the writes
     /// still waiting for the secondary into the dirty journal: the machine persists the generation they belong to first.</summary>
     public sealed record StartReplication : MirrorAction;
@@ -134,11 +139,9 @@ namespace ServiceKeeper.Engine.Mirror
     /// until it serves again, fail with an I/O error (never acknowledged), so the application stops at once.</summary>
     public sealed record FenceWrites : MirrorAction;
     /// <summary>Probe the split-brain witnesses now, beside the running procedure (the peer was lost while the application
-    /// starts here); answered with WitnessProbed.</summary>
+    /// starts here); answered with WitnessProbed. When none answers, the host removes the virtual IPs before it answers, and
+    /// the StartApplication under way does not add them back: this node gives way once start_prim has ended.</summary>
     public sealed record ProbeWitnessAside : MirrorAction;
-    /// <summary>Remove the virtual IPs now, while the application is still starting (this node found itself isolated and
-    /// gives way once start_prim has ended); a StartApplication under way does not add them back.</summary>
-    public sealed record WithdrawVirtualIps : MirrorAction;
     /// <summary>Run the module's checkers of class prim / stop them.</summary>
     public sealed record SetPrimaryCheckers(bool Running) : MirrorAction;
     public sealed record LogAction(string Text) : MirrorAction;

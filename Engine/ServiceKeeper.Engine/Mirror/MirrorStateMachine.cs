@@ -46,7 +46,9 @@
 //         goes back to the parent and resyncs (a failover, not a split brain)
 //  serving (T) application started but the peer took over meanwhile → unserve → WAIT(NR), no new generation
 //  serving (T) peer lost while start_prim runs, witness → the witness is probed beside it (ProbeWitnessAside); none answers →
-//                                       WithdrawVirtualIps at once, unserve → WAIT(NR) isolated as soon as start_prim ends
+//                                       the host removes the VIPs at once, unserve → WAIT(NR) isolated as soon as start_prim ends
+//  serving   probing the witness (peer lost): none answers → the host removes the VIPs at once; the node gives way whatever it
+//            heard meanwhile. The peer reports LostPeer meanwhile → the probe is dropped, StepDown
 //  SECOND(R) peer serving a newer gen → SECOND(T): resync (a peer known to be ahead is never taken over from)
 //            primary lost, witness    → SECOND(T) publishing LostPeer while it probes the witness, then waits
 //                                       TakeOverDelay (the isolated primary's own probe and give-way); follows a
@@ -356,9 +358,24 @@ namespace ServiceKeeper.Engine.Mirror
                 Disk = Disk with { UpToDate = false };
                 Emit(new PersistAction(Disk));
             }
+            if (_op == Procedure.ProbeWitness && !_stopRequested && StepsDownFor(peer))
+            {
+                // sim seed 54541: the peer reports it lost this node while this node probes the witness (a lossy link: the loss
+                // was found here a second later than there). The probe's answer no longer matters: give way now.
+                _op = null;
+                _then = null;
+                _pendingPeerLost = false;
+                StepDown();
+                return;
+            }
             if (_op != null || _stopRequested) return; // decided when the running procedure ends
             React();
         }
+
+        /// <summary>The peer may take over and this node, serving, must not be found serving then (see React).</summary>
+        private bool StepsDownFor(PeerView peer) =>
+            Ready && peer is { State: MirrorStateName.Second, LostPeer: true }
+            && ((State == MirrorStateName.Prim && peer.Generation == Disk.Generation) || (State == MirrorStateName.Alone && _holdingWrites));
 
         /// <summary>What the current peer view means in the current state (called after every change).</summary>
         private void React()
@@ -622,13 +639,16 @@ namespace ServiceKeeper.Engine.Mirror
             switch (State)
             {
                 case MirrorStateName.Prim:
+                    // giveWay: when no witness answers, the host removes the virtual IPs as the probe ends, before this machine
+                    // hears of it (sim seeds 37804, 49710: the machine, stalled on its disk, gave way seconds after the peer took
+                    // over). The node then gives way whatever it heard meanwhile.
                     if (HasWitness)
                         Run(Procedure.ProbeWitness, (reachable, _) =>
                         {
+                            if (!reachable) { Isolated(serving: true); return; }
                             if (Peer != null) { React(); return; }
-                            if (reachable) GoAlone($"{_s.PeerNode} lost, a witness answers");
-                            else Isolated(serving: true);
-                        });
+                            GoAlone($"{_s.PeerNode} lost, a witness answers");
+                        }, giveWay: true);
                     else
                         GoAlone($"{_s.PeerNode} lost");
                     break;
@@ -677,10 +697,10 @@ namespace ServiceKeeper.Engine.Mirror
         {
             if (!_probingAside) return;
             _probingAside = false;
-            if (reachable || Peer != null || _op != Procedure.StartApplication) return; // else decided when start_prim ends
+            if (reachable || _op != Procedure.StartApplication) return; // else decided when start_prim ends
+            // The host withdrew the virtual IPs as the probe ended: this node gives way whatever it heard meanwhile.
             _isolatedWhileStarting = true;
             Log("no witness answers while the application starts here: the virtual IPs are withdrawn, the application stops once started");
-            Emit(new WithdrawVirtualIps());
         }
 
         /// <summary>The primary went away while this node was its up-to-date secondary.</summary>
@@ -708,6 +728,8 @@ namespace ServiceKeeper.Engine.Mirror
                 Run(Procedure.ProbeWitness, (reachable, _) =>
                 {
                     if (Peer is { IsServing: true }) { _checkingTakeOver = false; FollowServingPeer(); return; }
+                    // takeOver: only the first ping counts (sim seed 55913: this node's cut healed between its two pings; the
+                    // primary, whose own probe had answered at once, released its held writes and served on without it).
                     if (!reachable) { _checkingTakeOver = false; Isolated(serving: false); return; }
                     if (_s.TakeOverDelay > TimeSpan.Zero && _time.GetUtcNow() > lostAt + _s.TakeOverDelay && !_safety.IgnoreStaleness)
                     {
@@ -733,7 +755,7 @@ namespace ServiceKeeper.Engine.Mirror
                     }
                     _checkingTakeOver = false;
                     TakeOver(newGeneration: true, why + ", a witness answers");
-                });
+                }, takeOver: true);
                 return;
             }
             TakeOver(newGeneration: true, why);
@@ -1147,37 +1169,55 @@ namespace ServiceKeeper.Engine.Mirror
             var state = State;
             Emit(new SetPrimaryCheckers(false));
             Enter(state, false, "restarting the application");
-            Run(Procedure.StopApplication, (_, _) =>
+            Run(Procedure.StopApplication, (_, _) => RestartStopped(state));
+        }
+
+        /// <summary>The application stopped for a restart: start it again, unless what happened meanwhile says otherwise.</summary>
+        private void RestartStopped(MirrorStateName state)
+        {
+            // sim seed 5447: an admin stop that arrived while the application stopped for a restart: stop now; starting it
+            // again first served a copy the admin had just told to stop.
+            if (_stopRequested) { StopFlow(applicationStopped: true); return; }
+            // sim seed 12430: the other node served diverged data that wins the split brain (prim -Force there) while the
+            // application stopped here for a restart: starting it again would serve without that node's writes.
+            if (Peer is { IsServing: true } serving && ChoosePrimary(serving, Relate(serving)) == _s.PeerNode)
             {
-                // sim seed 5447: an admin stop that arrived while the application stopped for a restart: stop now; starting it
-                // again first served a copy the admin had just told to stop.
-                if (_stopRequested) { StopFlow(applicationStopped: true); return; }
-                // sim seed 12430: the other node served diverged data that wins the split brain (prim -Force there) while the
-                // application stopped here for a restart: starting it again would serve without that node's writes.
-                if (Peer is { IsServing: true } serving && ChoosePrimary(serving, Relate(serving)) == _s.PeerNode)
+                Disk = Disk with { UpToDate = false };
+                Emit(new PersistAction(Disk));
+                StopReplicating();
+                Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(Relate(serving)))} this node's " +
+                    $"(generation {Short(serving.Generation)} there, {Short(Disk.Generation)} here) and keeps serving; the application is not started again here. " +
+                    "Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
+                return;
+            }
+            // sim seed 24912: the peer reported that it lost this node while the application stopped for a restart: it may be
+            // taking over, and starting again here served beside it. Wait for it instead (StepDown, the application stopped).
+            if (Peer is { State: MirrorStateName.Second, LostPeer: true } lost && (lost.Generation == Disk.Generation || _holdingWrites))
+            {
+                Log($"{_s.PeerNode} no longer hears this node and may take over: the application is not started again here");
+                RememberUnusedGeneration();
+                Disk = Disk with { UpToDate = false };
+                Emit(new PersistAction(Disk));
+                if (_replicationBroken) Emit(new FenceWrites());
+                StopReplicating();
+                Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it");
+                return;
+            }
+            // The peer was lost while the application stopped: an isolated node must not start it again (sim seed 516).
+            if (Peer == null && HasWitness)
+            {
+                _pendingPeerLost = false;
+                Run(Procedure.ProbeWitness, (reachable, _) =>
                 {
-                    Disk = Disk with { UpToDate = false };
-                    Emit(new PersistAction(Disk));
+                    // sim seed 18004: heard again meanwhile, serving diverged data that wins: decide again with it.
+                    if (Peer != null) { RestartStopped(state); return; }
+                    if (reachable) { Serve(state, "restarting the application"); return; }
                     StopReplicating();
-                    Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(Relate(serving)))} this node's " +
-                        $"(generation {Short(serving.Generation)} there, {Short(Disk.Generation)} here) and keeps serving; the application is not started again here. " +
-                        "Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
-                    return;
-                }
-                // The peer was lost while the application stopped: an isolated node must not start it again (sim seed 516).
-                if (Peer == null && HasWitness)
-                {
-                    _pendingPeerLost = false;
-                    Run(Procedure.ProbeWitness, (reachable, _) =>
-                    {
-                        if (reachable || Peer != null) { Serve(state, "restarting the application"); return; }
-                        StopReplicating();
-                        Isolated(serving: false);
-                    });
-                    return;
-                }
-                Serve(state, "restarting the application");
-            });
+                    Isolated(serving: false);
+                });
+                return;
+            }
+            Serve(state, "restarting the application");
         }
 
         private void StopStart() => OnStop(restart: true);
@@ -1329,11 +1369,11 @@ namespace ServiceKeeper.Engine.Mirror
             }
         }
 
-        private void Run(Procedure procedure, Action<bool, string?> then, bool fullSync = false, bool giveWay = false)
+        private void Run(Procedure procedure, Action<bool, string?> then, bool fullSync = false, bool giveWay = false, bool takeOver = false)
         {
             _op = procedure;
             _then = then;
-            Emit(new RunProcedure(procedure, fullSync, giveWay));
+            Emit(new RunProcedure(procedure, fullSync, giveWay, takeOver));
         }
 
         private void OnProcedureDone(ProcedureDone done)
