@@ -79,9 +79,9 @@ namespace ServiceKeeper.Engine.Mirror
         /// <summary>Get-SKReplication: each replicated directory here.</summary>
         public IReadOnlyList<ReplicationStatus> ReplicationStatus() => _replication?.Status() ?? [];
 
-        /// <summary>Test-SKReplication: what this node holds in the replicated directories, by content hash.</summary>
-        public Task<ReplicationManifest> BuildManifestAsync(CancellationToken ct) =>
-            _replication?.ManifestAsync(ct)
+        /// <summary>Test-SKReplication: what this node holds in the replicated directories (or in the paths asked for), by content hash.</summary>
+        public Task<ReplicationManifest> BuildManifestAsync(ManifestRequest? only, CancellationToken ct) =>
+            _replication?.ManifestAsync(only, ct)
                 ?? throw new SKApiException(ErrorIds.InvalidModuleState, $"Module '{Name}' has no replicated directories (<rfs>).", Name);
 
         /// <summary>Opens the heartbeats, releases what a dead engine may have left, and resumes if the module was started.</summary>
