@@ -154,12 +154,7 @@ public sealed class FarmBench
             // Failures when n3 is cut and when it returns.
             var (cut, back) = CutAndReturn();
 
-            var report = Report(rows, direct, one, alone, cut, back, three);
-            Directory.CreateDirectory(_o.OutDirectory);
-            File.WriteAllText(Path.Combine(_o.OutDirectory, "farm.md"), report);
-            File.WriteAllText(Path.Combine(_o.OutDirectory, "farm.csv"), Csv(rows, three, cut, back));
-            _out.WriteLine(report);
-            _out.WriteLine($"Wrote {Path.Combine(_o.OutDirectory, "farm.md")} and farm.csv.");
+            BenchReport.Write(_out, _o.OutDirectory, "farm", Report(rows, direct, one, alone, cut, back, three), Csv(rows, three, cut, back));
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -92,21 +92,8 @@ namespace ServiceKeeper.Bench
                 if (_o.Phases.Contains("disk")) RunDiskPhase();
                 _results.LoadEnd = LoadAverage();
 
-                Directory.CreateDirectory(_o.OutDirectory);
                 var report = new RfsReport(_results, _o);
-                var md = report.Markdown();
-                File.WriteAllText(Path.Combine(_o.OutDirectory, "rfs.md"), md);
-                File.WriteAllText(Path.Combine(_o.OutDirectory, "rfs.csv"), report.Csv());
-                try
-                {
-                    report.Plot(Path.Combine(_o.OutDirectory, "rfs.png"));
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    _out.WriteLine("Plot failed (table written anyway): " + e.Message);
-                }
-                _out.WriteLine(md);
-                _out.WriteLine($"Wrote {Path.Combine(_o.OutDirectory, "rfs.md")}, rfs.csv and rfs.png.");
+                BenchReport.Write(_out, _o.OutDirectory, "rfs", report.Markdown(), report.Csv(), report.Plot);
                 return true;
             }
             catch (Exception e) when (e is not OperationCanceledException)
