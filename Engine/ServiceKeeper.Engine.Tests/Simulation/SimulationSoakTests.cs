@@ -2,10 +2,7 @@
 // loaded two-core machine. No violation may appear outside the open findings listed in KnownMirrorViolations
 // (the goal is an empty list: zero violations). The long soak is build.ps1 -Task Simulate -Seeds 100000.
 using System;
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Linq;
-using System.Threading.Tasks;
 using ServiceKeeper.Simulation;
 using Xunit;
 using Xunit.Abstractions;
@@ -20,24 +17,13 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         [Fact]
         public void MirrorSimulation_AllFaults_ManySeeds_NoViolationBeyondTheOpenFindings()
         {
-            var failures = new ConcurrentBag<SimResult>();
-            var watch = Stopwatch.StartNew();
-            Parallel.For(1, Seeds + 1, s =>
-            {
-                var r = MirrorSimulation.Run(new SimOptions { Seed = s });
-                if (r.Violation != null) failures.Add(r);
-            });
-            watch.Stop();
-            output.WriteLine($"{Seeds} seeds in {watch.Elapsed.TotalSeconds:0.0} s: {Seeds / watch.Elapsed.TotalSeconds:0} seeds/s, " +
-                             $"{failures.Count} violations ({KnownMirrorViolations.Seeds.Count(k => k.Key <= Seeds)} open findings listed)");
-            var unexpected = failures.Where(f => !KnownMirrorViolations.Seeds.TryGetValue(f.Seed, out var invariant) || invariant != f.Violation!.Invariant)
-                .OrderBy(f => f.Seed).ToList();
+            var failures = SeedSoak.Run(output, "mirror, all faults", Seeds, s => MirrorSimulation.Run(new SimOptions { Seed = s }));
+            output.WriteLine($"{KnownMirrorViolations.Seeds.Count(k => k.Key <= Seeds)} open findings listed");
+            var unexpected = failures.Where(f => !KnownMirrorViolations.Seeds.TryGetValue(f.Seed, out var invariant) || invariant != f.Violation!.Invariant).ToList();
             var fixedNow = KnownMirrorViolations.Seeds.Keys.Where(s => s <= Seeds && failures.All(f => f.Seed != s)).OrderBy(s => s).ToList();
             if (fixedNow.Count > 0) output.WriteLine("listed seeds that pass now (remove them from KnownMirrorViolations): " + string.Join(", ", fixedNow));
-            foreach (var f in unexpected.Take(10))
-                output.WriteLine(ServiceKeeper.Simulation.Program.Summary(f) + $" (replay: build.ps1 -Task Simulate -Seed {f.Seed})");
-            Assert.True(unexpected.Count == 0, $"{unexpected.Count} seeds violate an invariant outside the open findings; first: " +
-                                               (unexpected.Select(ServiceKeeper.Simulation.Program.Summary).FirstOrDefault() ?? ""));
+            SeedSoak.AssertNone(output, unexpected, $"{unexpected.Count} seeds violate an invariant outside the open findings",
+                seed => $"build.ps1 -Task Simulate -Seed {seed}");
         }
     }
 }
