@@ -93,28 +93,12 @@ namespace ServiceKeeper.Engine.Mirror
             Publish();
             _loop = Task.Run(LoopAsync);
             _ticker = Task.Run(TickAsync);
-            if (_config.Boot && _parts.Started)
-            {
-                ModuleLog("module", "engine started: the module was running, starting it again");
-                _inbox.Writer.TryWrite(new StartCommand());
-            }
+            if (_parts.ResumesAtEngineStart()) _inbox.Writer.TryWrite(new StartCommand());
         }
 
-        public Task<ModuleState> CommandAsync(ModuleCommandRequest request)
-        {
-            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_inbox.Writer.TryWrite(new Command(request, done)))
-                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
-            return done.Task;
-        }
+        public Task<ModuleState> CommandAsync(ModuleCommandRequest request) => _inbox.Writer.AskAsync(Name, done => new Command(request, done));
 
-        public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request)
-        {
-            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_inbox.Writer.TryWrite(new Maintenance(request, done)))
-                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
-            return done.Task;
-        }
+        public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request) => _inbox.Writer.AskAsync(Name, done => new Maintenance(request, done));
 
         /// <summary>Stops the module here (the engine is stopping or the module is being removed) and waits for STOP.</summary>
         public async Task StopAsync(TimeSpan timeout, bool keepStartedFlag)
