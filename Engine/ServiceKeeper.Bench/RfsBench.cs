@@ -491,13 +491,8 @@ namespace ServiceKeeper.Bench
             var o = new RfsBenchOptions();
             for (int i = 0; i < args.Length; i++)
             {
-                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-                int Int(int min, int max)
-                {
-                    var text = Value();
-                    return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-                        ? n : throw new ArgumentException($"'{text}' is not a number in {min}..{max}.");
-                }
+                string Value() => BenchArgs.Value(args, ref i);
+                int Int(int min, int max) => BenchArgs.Int(args, ref i, min, max);
                 switch (args[i])
                 {
                     case "--rounds": o.Rounds = Int(1, 50); break;
