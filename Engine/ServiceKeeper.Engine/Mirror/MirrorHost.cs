@@ -103,14 +103,8 @@ namespace ServiceKeeper.Engine.Mirror
         /// <summary>Stops the module here (the engine is stopping or the module is being removed) and waits for STOP.</summary>
         public async Task StopAsync(TimeSpan timeout, bool keepStartedFlag)
         {
-            if (_machine.State != MirrorStateName.Stop || _machine.RunningProcedure != null)
-            {
-                var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-                _inbox.Writer.TryWrite(new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done));
-                var deadline = _ctx.Time.GetUtcNow() + timeout;
-                while ((_machine.State != MirrorStateName.Stop || _machine.RunningProcedure != null) && _ctx.Time.GetUtcNow() < deadline)
-                    await Task.Delay(50);
-            }
+            await _inbox.Writer.StopAndWaitAsync(done => new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done),
+                () => _machine.State == MirrorStateName.Stop && _machine.RunningProcedure == null, _ctx.Time, timeout);
             if (keepStartedFlag) _parts.Started = true;
         }
 

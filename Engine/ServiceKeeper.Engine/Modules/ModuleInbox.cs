@@ -20,5 +20,19 @@ namespace ServiceKeeper.Engine.Modules
                 done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{module} is being removed."));
             return done.Task;
         }
+
+        /// <summary>
+        /// Unless <paramref name="stopped"/> already holds: posts the stop <paramref name="stop"/> makes (not waiting for
+        /// its answer) and polls until <paramref name="stopped"/> holds or <paramref name="timeout"/> has passed.
+        /// </summary>
+        public static async Task StopAndWaitAsync(this ChannelWriter<object> inbox, Func<TaskCompletionSource<ModuleState>, object> stop,
+            Func<bool> stopped, TimeProvider time, TimeSpan timeout)
+        {
+            if (stopped()) return;
+            inbox.TryWrite(stop(new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously)));
+            var deadline = time.GetUtcNow() + timeout;
+            while (!stopped() && time.GetUtcNow() < deadline)
+                await Task.Delay(50);
+        }
     }
 }
