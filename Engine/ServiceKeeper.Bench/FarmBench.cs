@@ -154,12 +154,7 @@ public sealed class FarmBench
             // Failures when n3 is cut and when it returns.
             var (cut, back) = CutAndReturn();
 
-            var report = Report(rows, direct, one, alone, cut, back, three);
-            Directory.CreateDirectory(_o.OutDirectory);
-            File.WriteAllText(Path.Combine(_o.OutDirectory, "farm.md"), report);
-            File.WriteAllText(Path.Combine(_o.OutDirectory, "farm.csv"), Csv(rows, three, cut, back));
-            _out.WriteLine(report);
-            _out.WriteLine($"Wrote {Path.Combine(_o.OutDirectory, "farm.md")} and farm.csv.");
+            BenchReport.Write(_out, _o.OutDirectory, "farm", Report(rows, direct, one, alone, cut, back, three), Csv(rows, three, cut, back));
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -448,13 +443,8 @@ public sealed class FarmBenchOptions
         var o = new FarmBenchOptions();
         for (int i = 0; i < args.Length; i++)
         {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-            int Int(int min, int max)
-            {
-                var text = Value();
-                return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-                    ? n : throw new ArgumentException($"'{text}' is not a number in {min}..{max}.");
-            }
+            string Value() => BenchArgs.Value(args, ref i);
+            int Int(int min, int max) => BenchArgs.Int(args, ref i, min, max);
             switch (args[i])
             {
                 case "--seconds": o.Seconds = Int(1, 120); break;

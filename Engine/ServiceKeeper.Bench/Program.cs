@@ -198,7 +198,7 @@ public sealed class BenchOptions
         var o = new BenchOptions();
         for (int i = 0; i < args.Length; i++)
         {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+            string Value() => BenchArgs.Value(args, ref i);
             switch (args[i])
             {
                 case "--trials":

@@ -92,21 +92,8 @@ namespace ServiceKeeper.Bench
                 if (_o.Phases.Contains("disk")) RunDiskPhase();
                 _results.LoadEnd = LoadAverage();
 
-                Directory.CreateDirectory(_o.OutDirectory);
                 var report = new RfsReport(_results, _o);
-                var md = report.Markdown();
-                File.WriteAllText(Path.Combine(_o.OutDirectory, "rfs.md"), md);
-                File.WriteAllText(Path.Combine(_o.OutDirectory, "rfs.csv"), report.Csv());
-                try
-                {
-                    report.Plot(Path.Combine(_o.OutDirectory, "rfs.png"));
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    _out.WriteLine("Plot failed (table written anyway): " + e.Message);
-                }
-                _out.WriteLine(md);
-                _out.WriteLine($"Wrote {Path.Combine(_o.OutDirectory, "rfs.md")}, rfs.csv and rfs.png.");
+                BenchReport.Write(_out, _o.OutDirectory, "rfs", report.Markdown(), report.Csv(), report.Plot);
                 return true;
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -504,13 +491,8 @@ namespace ServiceKeeper.Bench
             var o = new RfsBenchOptions();
             for (int i = 0; i < args.Length; i++)
             {
-                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-                int Int(int min, int max)
-                {
-                    var text = Value();
-                    return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-                        ? n : throw new ArgumentException($"'{text}' is not a number in {min}..{max}.");
-                }
+                string Value() => BenchArgs.Value(args, ref i);
+                int Int(int min, int max) => BenchArgs.Int(args, ref i, min, max);
                 switch (args[i])
                 {
                     case "--rounds": o.Rounds = Int(1, 50); break;

@@ -258,6 +258,22 @@ namespace ServiceKeeper.Contracts
         public List<ManifestDirectory> Directories { get; set; } = new List<ManifestDirectory>();
     }
 
+    /// <summary>
+    /// Which paths a node lists in its manifest: Test-SKReplication's later passes ask only for what differed in the
+    /// pass before. A directory not named is left out of the manifest.
+    /// </summary>
+    public sealed class ManifestRequest
+    {
+        public List<ManifestPaths> Directories { get; set; } = new List<ManifestPaths>();
+    }
+
+    public sealed class ManifestPaths
+    {
+        public string Directory { get; set; } = "";
+        /// <summary>Relative to Directory; "" (the directory itself) lists none of its paths.</summary>
+        public List<string> Paths { get; set; } = new List<string>();
+    }
+
     public sealed class ManifestDirectory
     {
         public string Directory { get; set; } = "";

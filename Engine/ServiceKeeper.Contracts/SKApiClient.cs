@@ -103,8 +103,9 @@ namespace ServiceKeeper.Contracts
             SendAsync<List<FarmLoad>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/farmload", null, ct);
         public Task<List<ReplicationStatus>> GetLocalReplicationAsync(string module, CancellationToken ct = default) =>
             SendAsync<List<ReplicationStatus>>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/replication", null, ct);
-        public Task<ReplicationManifest> GetLocalManifestAsync(string module, CancellationToken ct = default) =>
-            SendAsync<ReplicationManifest>(HttpMethod.Get, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/replication/manifest", null, ct);
+        /// <summary>This node's manifest of a module's replicated directories: all of it, or only the paths asked for.</summary>
+        public Task<ReplicationManifest> GetLocalManifestAsync(string module, ManifestRequest? only = null, CancellationToken ct = default) =>
+            SendAsync<ReplicationManifest>(only == null ? HttpMethod.Get : HttpMethod.Post, "v1/internal/modules/" + Uri.EscapeDataString(module) + "/replication/manifest", only, ct);
         public Task<ModuleInfo> InstallModuleLocalAsync(InstallModuleRequest request, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Put, "v1/internal/modules/" + Uri.EscapeDataString(request.Name), request, ct);
         public Task<ModuleInfo> RemoveModuleLocalAsync(string name, CancellationToken ct = default) => SendAsync<ModuleInfo>(HttpMethod.Delete, "v1/internal/modules/" + Uri.EscapeDataString(name), null, ct);
 

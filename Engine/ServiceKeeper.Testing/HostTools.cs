@@ -157,8 +157,21 @@ internal static class HostTools
         }
     }
 
+    /// <summary>Where <c>ip netns add</c> pins named network namespaces.</summary>
+    internal const string NetnsDirectory = "/run/netns";
+
+    /// <summary>Names of the network namespaces, as <c>ip netns list</c> would give them.</summary>
+    /// <remarks>
+    /// Read from <see cref="NetnsDirectory"/> (which is what <c>ip netns list</c> reads) rather than by running ip: on a
+    /// loaded machine that command can time out, and a lab would then leave every namespace behind. The command is run
+    /// only when the folder is absent (no namespace has been added since boot, or ip pins them elsewhere).
+    /// </remarks>
     internal static IReadOnlyList<string> ListNetns(TimeSpan timeout)
     {
+        if (Directory.Exists(NetnsDirectory))
+        {
+            return Directory.EnumerateFiles(NetnsDirectory).Select(Path.GetFileName).OfType<string>().ToList();
+        }
         var r = Run(Ip, new[] { "netns", "list" }, timeout);
         if (!r.Succeeded)
         {

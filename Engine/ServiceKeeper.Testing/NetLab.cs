@@ -211,17 +211,11 @@ public sealed class NetLab : IDisposable
 
     private static string LabDirectoryOf(string prefix) => Path.Combine("/tmp", prefix);
 
-    private const string NetnsDirectory = "/run/netns";
-
     private static void RemoveLeftoversCore(string prefix, bool deleteFiles, Action<string> log, TimeSpan timeout)
     {
         var ours = new Regex($"^{Regex.Escape(prefix)}-(sw|cl|n[0-9]{{1,2}})$", RegexOptions.CultureInvariant);
         var namespaces = new List<string>();
-        // Read from /run/netns (what `ip netns` lists) rather than by running ip: on a loaded machine that command can
-        // time out, and a lab would then leave every namespace behind.
-        TryStatic(log, "list namespaces", () => namespaces.AddRange(
-            (Directory.Exists(NetnsDirectory) ? Directory.EnumerateFiles(NetnsDirectory).Select(Path.GetFileName).OfType<string>() : HostTools.ListNetns(timeout))
-            .Where(n => ours.IsMatch(n))));
+        TryStatic(log, "list namespaces", () => namespaces.AddRange(HostTools.ListNetns(timeout).Where(n => ours.IsMatch(n))));
         // The switch last: deleting the hosts first takes their veths away cleanly.
         namespaces = namespaces.OrderBy(n => n.EndsWith("-sw", StringComparison.Ordinal) ? 1 : 0).ThenBy(n => n, StringComparer.Ordinal).ToList();
 
@@ -250,7 +244,7 @@ public sealed class NetLab : IDisposable
             {
                 log($"ip netns del {ns}");
                 var r = HostTools.Run(HostTools.Ip, new[] { "netns", "del", ns }, timeout);
-                if (!r.Succeeded && File.Exists(Path.Combine(NetnsDirectory, ns)))
+                if (!r.Succeeded && File.Exists(Path.Combine(HostTools.NetnsDirectory, ns)))
                 {
                     log($"ip netns del {ns} failed ({r.StdErr.Trim()}); once more");
                     r = HostTools.Run(HostTools.Ip, new[] { "netns", "del", ns }, timeout * 2);

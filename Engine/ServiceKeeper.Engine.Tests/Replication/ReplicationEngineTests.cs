@@ -100,14 +100,24 @@ namespace ServiceKeeper.Engine.Tests.Replication
             Assert.True(used < 1200, $"{used} fsyncs for 1200 writes: durability is not batched");
         }
 
+        /// <summary>
+        /// Writes <paramref name="path"/> (<paramref name="size"/> bytes) and connects; then the secondary holds every write
+        /// to it (30 s at most) until the returned gate is set: a secondary that stopped answering.
+        /// </summary>
+        private static async Task<ManualResetEventSlim> ConnectHoldingSecondaryWritesAsync(ReplicationPair pair, string path, int size)
+        {
+            pair.WriteFile(path, size, 5);
+            await pair.ConnectAsync();
+            var hold = new ManualResetEventSlim(false);
+            pair.SecondaryApplier.Before = m => { if (m.Path == path && m.Op == FsOp.Write) hold.Wait(TimeSpan.FromSeconds(30)); return null; };
+            return hold;
+        }
+
         [LinuxDirectoryFact]
         public async Task SendTimeout_RaisesPeerFailed_CompleteWaitsForGoAlone_ThenJournalHoldsTheChange()
         {
             await using var pair = ReplicationPair.Create(sendTimeout: TimeSpan.FromSeconds(1));
-            pair.WriteFile("f", 3 << 20, 5);
-            await pair.ConnectAsync();
-            using var hold = new ManualResetEventSlim(false);
-            pair.SecondaryApplier.Before = m => { if (m.Path == "f" && m.Op == FsOp.Write) hold.Wait(TimeSpan.FromSeconds(30)); return null; };
+            using var hold = await ConnectHoldingSecondaryWritesAsync(pair, "f", 3 << 20);
             var release = new TaskCompletionSource();
             var failed = new TaskCompletionSource<string>();
             pair.Source.PeerFailed = async reason => { failed.TrySetResult(reason); await release.Task; pair.Source.GoAlone(); };
@@ -134,10 +144,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
         {
             // The node gives way (isolated) while a write waits for a secondary that no longer answers.
             await using var pair = ReplicationPair.Create(sendTimeout: TimeSpan.FromSeconds(30));
-            pair.WriteFile("f", 1 << 20, 5);
-            await pair.ConnectAsync();
-            using var hold = new ManualResetEventSlim(false);
-            pair.SecondaryApplier.Before = m => { if (m.Path == "f" && m.Op == FsOp.Write) hold.Wait(TimeSpan.FromSeconds(30)); return null; };
+            using var hold = await ConnectHoldingSecondaryWritesAsync(pair, "f", 1 << 20);
             var write = Task.Run(() => pair.Do(new FsMutation { Op = FsOp.Write, Path = "f", Offset = 5, Data = new byte[100] }));
             await Task.Delay(300);
             Assert.False(write.IsCompleted, "the write returned before the secondary applied it");

@@ -2,10 +2,6 @@
 // every fault kind, and a share with crashes and cable cuts only (the churn that orphaned buckets before). No
 // violation is allowed: the farm has no open findings. The long soak is build.ps1 -Task Simulate -Seeds 10000.
 using System;
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Linq;
-using System.Threading.Tasks;
 using ServiceKeeper.Simulation;
 using Xunit;
 using Xunit.Abstractions;
@@ -26,20 +22,9 @@ namespace ServiceKeeper.Engine.Tests.Simulation
 
         private void Soak(FarmSimOptions profile, int seeds, string what, string replayArgs)
         {
-            var failures = new ConcurrentBag<SimResult>();
-            var watch = Stopwatch.StartNew();
-            Parallel.For(1, seeds + 1, s =>
-            {
-                var r = FarmSimulation.Run(profile with { Seed = s });
-                if (r.Violation != null) failures.Add(r);
-            });
-            watch.Stop();
-            output.WriteLine($"farm, {what}: {seeds} seeds in {watch.Elapsed.TotalSeconds:0.0} s: {seeds / watch.Elapsed.TotalSeconds:0} seeds/s, {failures.Count} violations");
-            var sorted = failures.OrderBy(f => f.Seed).ToList();
-            foreach (var f in sorted.Take(10))
-                output.WriteLine(ServiceKeeper.Simulation.Program.Summary(f) + $" (replay: servicekeeper-sim --model farm{replayArgs} --seed {f.Seed})");
-            Assert.True(sorted.Count == 0, $"farm, {what}: {sorted.Count} seeds violate an invariant; first: " +
-                                           (sorted.Select(ServiceKeeper.Simulation.Program.Summary).FirstOrDefault() ?? ""));
+            var failures = SeedSoak.Run(output, $"farm, {what}", seeds, s => FarmSimulation.Run(profile with { Seed = s }));
+            SeedSoak.AssertNone(output, failures, $"farm, {what}: {failures.Count} seeds violate an invariant",
+                seed => $"servicekeeper-sim --model farm{replayArgs} --seed {seed}");
         }
     }
 }

@@ -1,10 +1,6 @@
 // CI's share of the simulation: as many mirror seeds (all faults on) as fit in about two minutes on a
 // loaded two-core machine, with no violation. The long soak is build.ps1 -Task Simulate -Seeds 100000.
 using System;
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Linq;
-using System.Threading.Tasks;
 using ServiceKeeper.Simulation;
 using Xunit;
 using Xunit.Abstractions;
@@ -19,20 +15,8 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         [Fact]
         public void MirrorSimulation_AllFaults_ManySeeds_NoViolation()
         {
-            var failures = new ConcurrentBag<SimResult>();
-            var watch = Stopwatch.StartNew();
-            Parallel.For(1, Seeds + 1, s =>
-            {
-                var r = MirrorSimulation.Run(new SimOptions { Seed = s });
-                if (r.Violation != null) failures.Add(r);
-            });
-            watch.Stop();
-            output.WriteLine($"{Seeds} seeds in {watch.Elapsed.TotalSeconds:0.0} s: {Seeds / watch.Elapsed.TotalSeconds:0} seeds/s, {failures.Count} violations");
-            var ordered = failures.OrderBy(f => f.Seed).ToList();
-            foreach (var f in ordered.Take(10))
-                output.WriteLine(ServiceKeeper.Simulation.Program.Summary(f) + $" (replay: build.ps1 -Task Simulate -Seed {f.Seed})");
-            Assert.True(ordered.Count == 0, $"{ordered.Count} seeds violate an invariant; first: " +
-                                            (ordered.Select(ServiceKeeper.Simulation.Program.Summary).FirstOrDefault() ?? ""));
+            var failures = SeedSoak.Run(output, "mirror, all faults", Seeds, s => MirrorSimulation.Run(new SimOptions { Seed = s }));
+            SeedSoak.AssertNone(output, failures, $"{failures.Count} seeds violate an invariant", seed => $"build.ps1 -Task Simulate -Seed {seed}");
         }
     }
 }

@@ -335,27 +335,12 @@ public sealed class NetLabTests
         Assert.Equal(string.Empty, reason);
     }
 
-    // Straight from ip, so it also works after the lab is disposed.
+    // Not from the lab, so it also works after the lab is disposed.
     private static string[] ListLabNamespaces(string prefix) =>
-        RunIp("netns", "list")
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => l.Split(' ')[0])
+        HostTools.ListNetns(TimeSpan.FromSeconds(30))
             .Where(n => n.StartsWith(prefix + "-", StringComparison.Ordinal))
             .Order(StringComparer.Ordinal)
             .ToArray();
-
-    private static string RunIp(params string[] args)
-    {
-        var psi = new ProcessStartInfo(File.Exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "ip") { RedirectStandardOutput = true };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return stdout;
-    }
 
     private static bool WaitUntil(Func<bool> condition, TimeSpan timeout)
     {

@@ -76,7 +76,9 @@ namespace ServiceKeeper.Engine.Api
                 await Write(ctx, await runtime.Get(name).SetMaintenanceAsync(await Read<MaintenanceRequest>(ctx))));
             app.MapGet("/v1/internal/modules/{name}/replication", (HttpContext ctx, string name) => Write(ctx, control.LocalReplication(name)));
             app.MapGet("/v1/internal/modules/{name}/replication/manifest", async (HttpContext ctx, string name) =>
-                await Write(ctx, await control.LocalManifestAsync(name, ctx.RequestAborted)));
+                await Write(ctx, await control.LocalManifestAsync(name, null, ctx.RequestAborted)));
+            app.MapPost("/v1/internal/modules/{name}/replication/manifest", async (HttpContext ctx, string name) =>
+                await Write(ctx, await control.LocalManifestAsync(name, await Read<ManifestRequest>(ctx), ctx.RequestAborted)));
             app.MapGet("/v1/internal/modules/{name}/resources", (HttpContext ctx, string name) => Write(ctx, runtime.Get(name).Resources));
             app.MapGet("/v1/internal/modules/{name}/log", (HttpContext ctx, string name) =>
             {

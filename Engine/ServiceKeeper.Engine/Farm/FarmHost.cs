@@ -115,28 +115,12 @@ namespace ServiceKeeper.Engine.Farm
             Publish();
             _loop = Task.Run(LoopAsync);
             _ticker = Task.Run(TickAsync);
-            if (_config.Boot && _parts.Started)
-            {
-                ModuleLog("module", "engine started: the module was running, starting it again");
-                _inbox.Writer.TryWrite(new FarmStartCommand());
-            }
+            if (_parts.ResumesAtEngineStart()) _inbox.Writer.TryWrite(new FarmStartCommand());
         }
 
-        public Task<ModuleState> CommandAsync(ModuleCommandRequest request)
-        {
-            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_inbox.Writer.TryWrite(new Command(request, done)))
-                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
-            return done.Task;
-        }
+        public Task<ModuleState> CommandAsync(ModuleCommandRequest request) => _inbox.Writer.AskAsync(Name, done => new Command(request, done));
 
-        public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request)
-        {
-            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_inbox.Writer.TryWrite(new Maintenance(request, done)))
-                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
-            return done.Task;
-        }
+        public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request) => _inbox.Writer.AskAsync(Name, done => new Maintenance(request, done));
 
         /// <summary>Get-SKFarmLoad on this node: its buckets and share of the current map, live connections.</summary>
         public List<FarmLoad> Load()
@@ -159,14 +143,8 @@ namespace ServiceKeeper.Engine.Farm
         /// <summary>Stops the module here (the engine is stopping or the module is being removed) and waits for STOP.</summary>
         public async Task StopAsync(TimeSpan timeout, bool keepStartedFlag)
         {
-            if (_machine.State != FarmStateName.Stop || _machine.RunningProcedure != null)
-            {
-                var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-                _inbox.Writer.TryWrite(new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done));
-                var deadline = _ctx.Time.GetUtcNow() + timeout;
-                while ((_machine.State != FarmStateName.Stop || _machine.RunningProcedure != null) && _ctx.Time.GetUtcNow() < deadline)
-                    await Task.Delay(50);
-            }
+            await _inbox.Writer.StopAndWaitAsync(done => new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done),
+                () => _machine.State == FarmStateName.Stop && _machine.RunningProcedure == null, _ctx.Time, timeout);
             if (keepStartedFlag) _parts.Started = true;
         }
 

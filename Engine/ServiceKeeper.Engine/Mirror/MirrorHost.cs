@@ -81,9 +81,9 @@ namespace ServiceKeeper.Engine.Mirror
         /// <summary>Get-SKReplication: each replicated directory here.</summary>
         public IReadOnlyList<ReplicationStatus> ReplicationStatus() => _replication?.Status() ?? [];
 
-        /// <summary>Test-SKReplication: what this node holds in the replicated directories, by content hash.</summary>
-        public Task<ReplicationManifest> BuildManifestAsync(CancellationToken ct) =>
-            _replication?.ManifestAsync(ct)
+        /// <summary>Test-SKReplication: what this node holds in the replicated directories (or in the paths asked for), by content hash.</summary>
+        public Task<ReplicationManifest> BuildManifestAsync(ManifestRequest? only, CancellationToken ct) =>
+            _replication?.ManifestAsync(only, ct)
                 ?? throw new SKApiException(ErrorIds.InvalidModuleState, $"Module '{Name}' has no replicated directories (<rfs>).", Name);
 
         /// <summary>Opens the heartbeats, releases what a dead engine may have left, and resumes if the module was started.</summary>
@@ -95,40 +95,18 @@ namespace ServiceKeeper.Engine.Mirror
             Publish();
             _loop = Task.Run(LoopAsync);
             _ticker = Task.Run(TickAsync);
-            if (_config.Boot && _parts.Started)
-            {
-                ModuleLog("module", "engine started: the module was running, starting it again");
-                _inbox.Writer.TryWrite(new StartCommand());
-            }
+            if (_parts.ResumesAtEngineStart()) _inbox.Writer.TryWrite(new StartCommand());
         }
 
-        public Task<ModuleState> CommandAsync(ModuleCommandRequest request)
-        {
-            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_inbox.Writer.TryWrite(new Command(request, done)))
-                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
-            return done.Task;
-        }
+        public Task<ModuleState> CommandAsync(ModuleCommandRequest request) => _inbox.Writer.AskAsync(Name, done => new Command(request, done));
 
-        public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request)
-        {
-            var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_inbox.Writer.TryWrite(new Maintenance(request, done)))
-                done.SetException(new SKApiException(ErrorIds.InvalidModuleState, $"{Name} is being removed."));
-            return done.Task;
-        }
+        public Task<ModuleState> SetMaintenanceAsync(MaintenanceRequest request) => _inbox.Writer.AskAsync(Name, done => new Maintenance(request, done));
 
         /// <summary>Stops the module here (the engine is stopping or the module is being removed) and waits for STOP.</summary>
         public async Task StopAsync(TimeSpan timeout, bool keepStartedFlag)
         {
-            if (_machine.State != MirrorStateName.Stop || _machine.RunningProcedure != null)
-            {
-                var done = new TaskCompletionSource<ModuleState>(TaskCreationOptions.RunContinuationsAsynchronously);
-                _inbox.Writer.TryWrite(new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done));
-                var deadline = _ctx.Time.GetUtcNow() + timeout;
-                while ((_machine.State != MirrorStateName.Stop || _machine.RunningProcedure != null) && _ctx.Time.GetUtcNow() < deadline)
-                    await Task.Delay(50);
-            }
+            await _inbox.Writer.StopAndWaitAsync(done => new Command(new ModuleCommandRequest { Command = ModuleCommands.Stop }, done),
+                () => _machine.State == MirrorStateName.Stop && _machine.RunningProcedure == null, _ctx.Time, timeout);
             if (keepStartedFlag) _parts.Started = true;
         }
 

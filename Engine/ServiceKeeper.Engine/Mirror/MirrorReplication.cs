@@ -245,14 +245,21 @@ namespace ServiceKeeper.Engine.Mirror
             }).ToList();
         }
 
-        /// <summary>Test-SKReplication: this node's copy, read beneath the mounts.</summary>
-        public async Task<ReplicationManifest> ManifestAsync(CancellationToken ct)
+        /// <summary>Test-SKReplication: this node's copy (all of it, or only the paths asked for), read beneath the mounts.</summary>
+        public async Task<ReplicationManifest> ManifestAsync(ManifestRequest? only, CancellationToken ct)
         {
             var manifest = new ReplicationManifest { Node = _ctx.Options.NodeName };
             foreach (var d in _rfs.Directories)
             {
+                HashSet<string>? paths = null;
+                if (only != null)
+                {
+                    var asked = only.Directories.FirstOrDefault(a => a.Directory == d.Path);
+                    if (asked == null) continue;
+                    paths = asked.Paths.ToHashSet(StringComparer.Ordinal);
+                }
                 var root = _directories.TryGetValue(d.Path, out var open) ? open.ProcPath : d.Path;
-                manifest.Directories.Add(await Task.Run(() => TreeManifest.Build(d.Path, root, d.NotReplicated, ct), ct));
+                manifest.Directories.Add(await Task.Run(() => TreeManifest.Build(d.Path, root, d.NotReplicated, paths, ct), ct));
             }
             return manifest;
         }

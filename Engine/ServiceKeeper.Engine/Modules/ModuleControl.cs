@@ -151,31 +151,22 @@ namespace ServiceKeeper.Engine.Modules
 
         public List<ReplicationStatus> LocalReplication(string module) => Mirror(module).ReplicationStatus().ToList();
 
-        public Task<ReplicationManifest> LocalManifestAsync(string module, CancellationToken ct) => Mirror(module).BuildManifestAsync(ct);
+        public Task<ReplicationManifest> LocalManifestAsync(string module, ManifestRequest? only, CancellationToken ct) => Mirror(module).BuildManifestAsync(only, ct);
 
         /// <summary>Comparisons a difference must survive to be reported (see <see cref="TestReplicationAsync"/>).</summary>
         private const int ComparisonPasses = 3;
 
         /// <summary>
         /// Test-SKReplication: both nodes list their copies by content hash and the serving node's list is
-        /// compared with the other's. Refused unless one node serves and the other is its secondary. Both lists are
-        /// taken while the application writes: a file written between the two reads differs for a moment. So the
-        /// copies are compared again (up to <see cref="ComparisonPasses"/> times, a second apart) and only what differs
-        /// in every pass is reported.
+        /// compared with the other's. Refused unless one node serves and the other is its secondary. The paths that
+        /// differ are compared again (up to <see cref="ComparisonPasses"/> passes in all, a second apart) and only
+        /// what differs in every pass is reported (<see cref="Replication.ManifestComparison.CompareRepeatedlyAsync"/>).
         /// </summary>
-        public async Task<List<ReplicationDifference>> TestReplicationAsync(string module, CancellationToken ct)
-        {
-            var differences = await CompareCopiesAsync(module, ct);
-            for (int pass = 1; pass < ComparisonPasses && differences.Count > 0; pass++)
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
-                var again = (await CompareCopiesAsync(module, ct)).Select(d => (d.Directory, d.Path, d.Kind)).ToHashSet();
-                differences = differences.Where(d => again.Contains((d.Directory, d.Path, d.Kind))).ToList();
-            }
-            return differences;
-        }
+        public Task<List<ReplicationDifference>> TestReplicationAsync(string module, CancellationToken ct) =>
+            Replication.ManifestComparison.CompareRepeatedlyAsync(
+                (only, token) => CompareCopiesAsync(module, only, token), ComparisonPasses, TimeSpan.FromSeconds(1), TimeProvider.System, ct);
 
-        private async Task<List<ReplicationDifference>> CompareCopiesAsync(string module, CancellationToken ct)
+        private async Task<List<ReplicationDifference>> CompareCopiesAsync(string module, ManifestRequest? only, CancellationToken ct)
         {
             var states = await GetStateAsync(module, ct);
             var primary = states.FirstOrDefault(s => s.Reachable && s.State is "PRIM" or "ALONE");
@@ -186,9 +177,9 @@ namespace ServiceKeeper.Engine.Modules
                     string.Join(", ", states.Select(s => s.Node + " " + (s.Reachable ? s.State : "unreachable"))) + ".", module);
             var manifests = await Task.WhenAll(new[] { primary.Node, secondary.Node }.Select(async n =>
             {
-                if (n == options.NodeName) return await LocalManifestAsync(module, ct);
+                if (n == options.NodeName) return await LocalManifestAsync(module, only, ct);
                 using var client = Peer(n);
-                return await client.GetLocalManifestAsync(module, ct);
+                return await client.GetLocalManifestAsync(module, only, ct);
             }));
             return Replication.ManifestComparison.Compare(module, manifests[0], manifests[1]);
         }

@@ -19,6 +19,7 @@ namespace ServiceKeeper.Engine.Modules
     {
         private readonly ModuleHostContext _ctx;
         private readonly string _module;
+        private readonly bool _boot;
         private readonly Dictionary<string, ModuleResource> _resources = new(StringComparer.Ordinal);
         private HeartbeatChannel? _heartbeat;
         private byte[]? _lastPayload;
@@ -28,6 +29,7 @@ namespace ServiceKeeper.Engine.Modules
         {
             _ctx = ctx;
             _module = info.Name;
+            _boot = config.Boot;
             Directory = ctx.Home.ModuleDirectory(info.Name);
             var env = new Dictionary<string, string>(StringComparer.Ordinal)
             {
@@ -185,6 +187,17 @@ namespace ServiceKeeper.Engine.Modules
         }
 
         private string StartedFile => Path.Combine(Directory, "state", "started");
+
+        /// <summary>
+        /// At engine start: whether the module starts again (boot is on and the admin had started it here), said in the
+        /// module's log when it does.
+        /// </summary>
+        public bool ResumesAtEngineStart()
+        {
+            if (!_boot || !Started) return false;
+            _ctx.ModuleLog.Write(_module, "module", "engine started: the module was running, starting it again");
+            return true;
+        }
 
         /// <summary>The admin started the module here and has not stopped it: an engine restart resumes it.</summary>
         public bool Started

@@ -6,12 +6,47 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 
 namespace ServiceKeeper.Engine.Replication
 {
     public static class ManifestComparison
     {
+        /// <summary>
+        /// Test-SKReplication's passes. Both lists are taken while the application writes: a file written between the
+        /// two reads differs for a moment. So after a first <paramref name="compare"/> of the whole copies, only the
+        /// paths that differ are compared again (up to <paramref name="passes"/> in all, <paramref name="interval"/>
+        /// apart), and what differs in every pass is the answer, as the first pass described it.
+        /// </summary>
+        /// <param name="compare">Compares the copies: all of them (null), or only the paths of a request.</param>
+        public static async Task<List<ReplicationDifference>> CompareRepeatedlyAsync(
+            Func<ManifestRequest?, CancellationToken, Task<List<ReplicationDifference>>> compare,
+            int passes, TimeSpan interval, TimeProvider time, CancellationToken ct)
+        {
+            var differences = await compare(null, ct);
+            for (int pass = 1; pass < passes && differences.Count > 0; pass++)
+            {
+                await Task.Delay(interval, time, ct);
+                var again = (await compare(PathsOf(differences), ct)).Select(Key).ToHashSet();
+                differences = differences.Where(d => again.Contains(Key(d))).ToList();
+            }
+            return differences;
+        }
+
+        /// <summary>The paths of <paramref name="differences"/>, per directory: what a later pass asks each node to list.</summary>
+        public static ManifestRequest PathsOf(IEnumerable<ReplicationDifference> differences) => new()
+        {
+            Directories = differences.GroupBy(d => d.Directory, StringComparer.Ordinal).Select(g => new ManifestPaths
+            {
+                Directory = g.Key,
+                Paths = g.Select(d => d.Path).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
+            }).ToList(),
+        };
+
+        private static (string Directory, string Path, string Kind) Key(ReplicationDifference d) => (d.Directory, d.Path, d.Kind);
+
         public static List<ReplicationDifference> Compare(string module, ReplicationManifest primary, ReplicationManifest secondary)
         {
             var differences = new List<ReplicationDifference>();

@@ -13,12 +13,16 @@ namespace ServiceKeeper.Engine.Replication
     public static class TreeManifest
     {
         /// <summary>Lists <paramref name="readRoot"/> as the manifest of directory <paramref name="directory"/>.</summary>
-        public static ManifestDirectory Build(string directory, string readRoot, IEnumerable<string> notReplicated, CancellationToken ct = default)
+        /// <param name="only">
+        /// When given, only these paths are listed (and hashed). Hard links then group only among them: Test-SKReplication
+        /// asks again for every path that differed, and a path whose links differ makes all its links on either node differ.
+        /// </param>
+        public static ManifestDirectory Build(string directory, string readRoot, IEnumerable<string> notReplicated, IReadOnlySet<string>? only = null, CancellationToken ct = default)
         {
             var result = new ManifestDirectory { Directory = directory };
             var groups = new Dictionary<ulong, int>();
             var linkCount = new Dictionary<ulong, int>();
-            var entries = TreeScan.Scan(readRoot, new PathFilter(notReplicated), xattrs: false);
+            var entries = TreeScan.Scan(readRoot, new PathFilter(notReplicated), xattrs: false, only);
             foreach (var e in entries)
                 if (e.Stat.Type == FsEntryType.File && e.Stat.Links > 1) linkCount[e.Stat.Inode] = linkCount.GetValueOrDefault(e.Stat.Inode) + 1;
             foreach (var e in entries)
@@ -58,7 +62,7 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>Builds the manifest of a tree of <see cref="ReplicationOptions"/>.</summary>
-        public static ManifestDirectory Build(ReplicatedTree tree, CancellationToken ct = default) => Build(tree.Id, tree.ReadRoot, tree.NotReplicated, ct);
+        public static ManifestDirectory Build(ReplicatedTree tree, CancellationToken ct = default) => Build(tree.Id, tree.ReadRoot, tree.NotReplicated, ct: ct);
 
         /// <summary>Every way the secondary's copy differs from the primary's (empty: identical).</summary>
         public static List<ReplicationDifference> Diff(string module, ManifestDirectory primary, ManifestDirectory secondary) =>

@@ -37,8 +37,10 @@ namespace ServiceKeeper.Engine.Replication
         public static string Full(string root, string relative) => relative.Length == 0 ? root : root.TrimEnd('/') + "/" + relative;
 
         /// <summary>Every path under root except root itself, parents before children, in ordinal order per directory.</summary>
-        public static List<TreeEntry> Scan(string root, PathFilter filter, bool xattrs)
+        /// <param name="only">When given, only these paths are listed, and only the directories that lead to them are read.</param>
+        public static List<TreeEntry> Scan(string root, PathFilter filter, bool xattrs, IReadOnlySet<string>? only = null)
         {
+            var leading = only == null ? null : Ancestors(only);
             var result = new List<TreeEntry>();
             var pending = new Stack<string>();
             pending.Push("");
@@ -57,6 +59,9 @@ namespace ServiceKeeper.Engine.Replication
                 {
                     var rel = dir.Length == 0 ? name : dir + "/" + name;
                     if (filter.IsExcluded(rel)) continue;
+                    var listed = only == null || only.Contains(rel);
+                    var descend = leading == null || leading.Contains(rel);
+                    if (!listed && !descend) continue;
                     var full = Full(root, rel);
                     if (NativeFs.Stat(full, out var st) != 0) continue; // vanished meanwhile
                     string? link = null;
@@ -64,16 +69,25 @@ namespace ServiceKeeper.Engine.Replication
                     {
                         try { link = new FileInfo(full).LinkTarget; } catch (IOException) { continue; }
                     }
-                    if (xattrs)
+                    if (listed && xattrs)
                     {
                         var all = NativeFs.Xattrs(full);
                         result.Add(new TreeEntry(rel, st, link, Digest(all), all.Count == 0 ? null : all.Keys.ToList()));
                     }
-                    else result.Add(new TreeEntry(rel, st, link, null));
-                    if (st.Type == FsEntryType.Directory) subdirs.Add(rel);
+                    else if (listed) result.Add(new TreeEntry(rel, st, link, null));
+                    if (st.Type == FsEntryType.Directory && descend) subdirs.Add(rel);
                 }
                 for (int i = subdirs.Count - 1; i >= 0; i--) pending.Push(subdirs[i]);
             }
+            return result;
+        }
+
+        /// <summary>Every proper parent of the paths ("a" and "a/b" for "a/b/c").</summary>
+        private static HashSet<string> Ancestors(IEnumerable<string> paths)
+        {
+            var result = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var p in paths)
+                for (var i = p.IndexOf('/'); i > 0; i = p.IndexOf('/', i + 1)) result.Add(p[..i]);
             return result;
         }
 
