@@ -141,6 +141,8 @@ namespace ServiceKeeper.Simulation
             n.PendingWrites.Clear();
             n.SendSequence = 0;
             n.ForcedSinceServing = false;
+            n.AtLoss = null;
+            n.IsolatedAtLoss = false;
             var disk = n.Disk;
             var safety = new MirrorSafety(
                 IgnoreWitness: _o.Off.HasFlag(Protection.WitnessCheck),
@@ -263,7 +265,7 @@ namespace ServiceKeeper.Simulation
                         n.AcknowledgedAtServeDecision = _ackOrder.Count;
                         n.PeerInSightAtServeDecision = n.Machine!.Peer != null;
                         n.Fenced = false;
-                        n.VipWithdrawn = false;
+                        n.VipWithdrawn = n.IsolatedAtLoss = false;
                     }
                     RunProcedure(n, r);
                     break;
@@ -282,8 +284,8 @@ namespace ServiceKeeper.Simulation
                     break;
                 case ProbeWitnessAside:
                     var inc = n.Incarnation;
-                    ProbeWitness(n, () => n.Up && n.Incarnation == inc, answered =>
-                        WitnessAnswered(n, answered, giveWay: true, () => Input(n, new WitnessProbed(answered), $"witness probed beside {n.Machine!.RunningProcedure?.ToString() ?? "nothing"} ({(answered ? "ok" : "no answer")})")));
+                    GiveWayProbe(n, () => n.Up && n.Incarnation == inc, answered =>
+                        Input(n, new WitnessProbed(answered), $"witness probed beside {n.Machine!.RunningProcedure?.ToString() ?? "nothing"} ({(answered ? "ok" : "no answer")})"));
                     break;
                 case FenceWrites:
                     // As MirrorHost: the waiting writes fail, and so does every later one (applied here, never acknowledged).
@@ -313,6 +315,7 @@ namespace ServiceKeeper.Simulation
             {
                 n.PeerAlive = false;
                 n.LastDelivered = null;
+                if (_witness && !_o.Off.HasFlag(Protection.WitnessCheck) && n.Machine!.State == MirrorStateName.Prim) ProbeAtLoss(n, inc);
                 Input(n, new PeerLost(n.Clock.GetUtcNow()), "peer lost (no heartbeat for the timeout)");
             }
             CheckReplication(n);
@@ -357,6 +360,7 @@ namespace ServiceKeeper.Simulation
             else return;
             if (!fresh) return;
             n.LastHeard = n.Clock.GetUtcNow();
+            if (!n.PeerAlive) n.AtLoss = null; // heard again: an answer from the loss says nothing about what follows
             n.PeerAlive = true;
             if (n.LastDelivered != null && SameView(n.LastDelivered, view)) return;
             n.LastDelivered = view;
@@ -387,9 +391,10 @@ namespace ServiceKeeper.Simulation
             }
             if (r.Procedure == Procedure.ProbeWitness)
             {
-                ProbeWitness(n, () => n.Up && n.Incarnation == inc && n.ProcedureToken == token, answered =>
-                    WitnessAnswered(n, answered, r.GiveWay, () => Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})")),
-                    pings: r.TakeOver ? 1 : MirrorSettings.WitnessPings);
+                Func<bool> current = () => n.Up && n.Incarnation == inc && n.ProcedureToken == token;
+                Action<bool> tell = answered => Input(n, new ProcedureDone(Procedure.ProbeWitness, answered), $"ProbeWitness done ({(answered ? "ok" : "failed: ")})");
+                if (r.GiveWay) GiveWayProbe(n, current, tell);
+                else ProbeWitness(n, current, tell, pings: r.TakeOver ? 1 : MirrorSettings.WitnessPings);
                 return;
             }
             After(duration, null, n, () =>
@@ -422,16 +427,51 @@ namespace ServiceKeeper.Simulation
             });
         }
 
-        /// <summary>As MirrorHost.ProbeWitnessAsync: a serving node's probe that finds no witness removes the virtual IPs at once,
-        /// on the host's side (a stalled machine hears of it later); the start under way does not add them back.</summary>
-        private void WitnessAnswered(SimNode n, bool answered, bool giveWay, Action tell)
+        /// <summary>As MirrorHost.ProbeAtLossAsync: a PRIM probes the witness on its heartbeat thread the moment it finds
+        /// the peer lost (a machine stalled on its disk would probe only later); no answer removes the virtual IPs at once.</summary>
+        private void ProbeAtLoss(SimNode n, int inc)
         {
-            if (!answered && giveWay)
+            var probe = new SimNode.LossProbe();
+            n.AtLoss = probe;
+            ProbeWitness(n, () => n.Up && n.Incarnation == inc, answered =>
             {
-                n.VipWithdrawn = n.VipDown = true;
-                Trace(n, "no witness answers: virtual IP removed");
+                if (!answered) { Withdraw(n); n.IsolatedAtLoss = true; }
+                probe.Answer = answered;
+                foreach (var waiter in probe.Waiters) waiter(answered);
+                probe.Waiters.Clear();
+            });
+        }
+
+        /// <summary>As MirrorHost.ProbeWitnessAsync(giveWay): the probe made at the loss answers when there is one, else a probe;
+        /// no answer removes the virtual IPs at once, on the host's side; the start under way does not add them back.</summary>
+        private void GiveWayProbe(SimNode n, Func<bool> current, Action<bool> tell)
+        {
+            // The virtual IPs went when no witness answered at the loss: this node gives way, whatever it heard since.
+            if (n.IsolatedAtLoss && n.AtLoss is not { Answer: null })
+            {
+                n.IsolatedAtLoss = false;
+                n.AtLoss = null;
+                AfterLocal(n, Ms(1, 5), () => { if (current()) tell(false); });
+                return;
             }
-            tell();
+            if (n.AtLoss is { } early)
+            {
+                n.AtLoss = null;
+                if (early.Answer is { } known) AfterLocal(n, Ms(1, 5), () => { if (current()) tell(known); });
+                else early.Waiters.Add(answered => { n.IsolatedAtLoss = false; if (current()) tell(answered); });
+                return;
+            }
+            ProbeWitness(n, current, answered =>
+            {
+                if (!answered) Withdraw(n);
+                tell(answered);
+            });
+        }
+
+        private void Withdraw(SimNode n)
+        {
+            n.VipWithdrawn = n.VipDown = true;
+            Trace(n, "no witness answers: virtual IP removed");
         }
 
         /// <summary>

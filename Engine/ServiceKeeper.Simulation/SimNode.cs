@@ -84,7 +84,15 @@ namespace ServiceKeeper.Simulation
         public bool AppRunning;
         /// <summary>The virtual IP is gone while the application still stops (giving way): clients no longer reach it.</summary>
         public bool VipDown;
-        public bool VipWithdrawn; // WithdrawVirtualIps during the current StartApplication
+        public bool VipWithdrawn; // a witness probe found none while the current StartApplication ran
+        public LossProbe? AtLoss;  // the witness probe made when the peer was lost (MirrorHost.ProbeAtLossAsync), not yet used
+        public bool IsolatedAtLoss; // ...and it found no witness: the virtual IPs went, the next give-way probe says so
+
+        public sealed class LossProbe
+        {
+            public bool? Answer;
+            public readonly List<Action<bool>> Waiters = new();
+        }
         public bool TornCrashPending;
         public long DownSince;
 

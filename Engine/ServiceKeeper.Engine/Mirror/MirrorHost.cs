@@ -42,6 +42,11 @@ namespace ServiceKeeper.Engine.Mirror
         private readonly MirrorReplication? _replication;
         private bool _replicationStarted;   // between the machine's StartReplication and StopReplication
         private bool _vipsWithdrawn;        // an isolated witness probe removed them since the last StartApplication began
+        private readonly bool _witnessConfigured;
+        private bool _isPrimary;            // the machine's state is PRIM, for the heartbeat threads
+        private readonly object _lossGate = new();
+        private Task<bool>? _lossProbe;     // the witness probe made when the peer was lost, until the machine uses it
+        private bool _isolatedAtLoss;       // ...it found no witness and removed the virtual IPs: the machine gives way
         private CancellationTokenSource? _bothCheckers, _primCheckers;
         private byte[]? _lastPeerPayload;
         private PeerView? _newestPeerView;  // the last view the heartbeats delivered, null once the peer is lost
@@ -60,6 +65,7 @@ namespace ServiceKeeper.Engine.Mirror
             _stateDirectory = Path.Combine(ctx.Home.ModuleDirectory(info.Name), "state");
             _log = ctx.LoggerFactory.CreateLogger("Mirror");
             var witness = config.Checks.OfType<SplitBrainCheckConfig>().FirstOrDefault();
+            _witnessConfigured = witness != null;
             var heart = config.Heart!;
             _machine = new MirrorStateMachine(
                 new MirrorSettings(info.Name, ctx.Options.NodeName, _peer, info.InitialPrimary ?? info.Nodes[0],
@@ -161,6 +167,7 @@ namespace ServiceKeeper.Engine.Mirror
                     ModuleLog("module", "internal error: " + ex.Message);
                 }
                 _snapshot = BuildSnapshot();
+                Volatile.Write(ref _isPrimary, _machine.State == MirrorStateName.Prim);
                 Publish();
             }
         }
@@ -204,7 +211,11 @@ namespace ServiceKeeper.Engine.Mirror
                 {
                     case PersistAction p: SaveDisk(p.Disk); break;
                     case RunProcedure r:
-                        if (r.Procedure == Procedure.StartApplication) Volatile.Write(ref _vipsWithdrawn, false);
+                        if (r.Procedure == Procedure.StartApplication)
+                        {
+                            Volatile.Write(ref _vipsWithdrawn, false);
+                            lock (_lossGate) _isolatedAtLoss = false;
+                        }
                         StartProcedure(r);
                         break;
                     case ProbeWitnessAside:
@@ -266,6 +277,7 @@ namespace ServiceKeeper.Engine.Mirror
                 case PeerMessage m:
                     var last = Volatile.Read(ref _lastPeerPayload);
                     if (last != null && last.AsSpan().SequenceEqual(m.Payload)) return;
+                    if (last == null) lock (_lossGate) _lossProbe = null; // heard again: an answer from the loss says nothing now
                     Volatile.Write(ref _lastPeerPayload, m.Payload);
                     if (MirrorPayload.Decode(m.Node, m.Payload) is { } view)
                     {
@@ -276,6 +288,8 @@ namespace ServiceKeeper.Engine.Mirror
                 case Heartbeat.PeerLost:
                     Volatile.Write(ref _lastPeerPayload, null);
                     Volatile.Write(ref _newestPeerView, null);
+                    if (_witnessConfigured && Volatile.Read(ref _isPrimary))
+                        lock (_lossGate) _lossProbe = Task.Run(ProbeAtLossAsync);
                     _inbox.Writer.TryWrite(new PeerLost(_ctx.Time.GetUtcNow()));
                     break;
             }
@@ -391,8 +405,52 @@ namespace ServiceKeeper.Engine.Mirror
 
         /// <param name="giveWay">this node serves: when no witness answers, the virtual IPs go at once, before the machine (which
         /// may be stalled on its disk) hears of it; it gives way then.</param>
+        /// <summary>
+        /// A primary probes the witness on the heartbeat thread the moment the peer is lost, not when its machine gets to it: a
+        /// machine stalled on its disk would probe seconds later, after the peer took over (sim seed 19678). No answer removes
+        /// the virtual IPs at once; the machine's own give-way probe then answers "no witness" and the node gives way.
+        /// </summary>
+        private async Task<bool> ProbeAtLossAsync()
+        {
+            try
+            {
+                var reachable = await ProbeWitnessesAsync(MirrorSettings.WitnessPings, _life.Token);
+                if (reachable) return true;
+                ModuleLog("module", $"{_peer} lost and no witness answers: virtual IPs removed now, the module gives way");
+                Volatile.Write(ref _vipsWithdrawn, true);
+                lock (_lossGate) _isolatedAtLoss = true;
+                await RemoveVirtualIpsAsync(_life.Token);
+            }
+            catch (OperationCanceledException) { }
+            catch (Exception ex)
+            {
+                ModuleLog("module", "witness probe at the loss failed: " + ex.Message);
+            }
+            return false;
+        }
+
         private async Task<bool> ProbeWitnessAsync(bool giveWay, CancellationToken ct, int pings = MirrorSettings.WitnessPings)
         {
+            if (giveWay)
+            {
+                Task<bool>? early;
+                lock (_lossGate)
+                {
+                    early = _lossProbe;
+                    _lossProbe = null;
+                    if (early is not { IsCompleted: false } && _isolatedAtLoss)
+                    {
+                        _isolatedAtLoss = false;
+                        return false; // the virtual IPs went when the peer was lost: this node gives way
+                    }
+                }
+                if (early != null)
+                {
+                    var atLoss = await early;
+                    if (!atLoss) lock (_lossGate) _isolatedAtLoss = false;
+                    return atLoss;
+                }
+            }
             var reachable = await ProbeWitnessesAsync(pings, ct);
             ModuleLog("module", reachable ? "a witness answers" : "no witness answers");
             if (!reachable && giveWay)
