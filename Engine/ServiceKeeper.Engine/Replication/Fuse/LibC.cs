@@ -135,6 +135,12 @@ namespace ServiceKeeper.Engine.Replication.Fuse
         [LibraryImport(Lib, EntryPoint = "fchmod", SetLastError = true)]
         public static partial int FChmod(int fd, uint mode);
 
+        [LibraryImport(Lib, EntryPoint = "fchown", SetLastError = true)]
+        public static partial int FChown(int fd, uint uid, uint gid);
+
+        [LibraryImport(Lib, EntryPoint = "futimens", SetLastError = true)]
+        public static partial int FUtimens(int fd, Timespec* times);
+
         [LibraryImport(Lib, EntryPoint = "chmod", SetLastError = true)]
         public static partial int Chmod(byte* path, uint mode);
 
