@@ -22,8 +22,8 @@ namespace ServiceKeeper.Engine.Tests.Replication
 
     internal static class FuseSys
     {
-        public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EROFS = 30, ENOTEMPTY = 39, ENODATA = 61, ESTALE = 116;
-        public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_DIRECTORY = 0x10000;
+        public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EROFS = 30, ENOTEMPTY = 39, ENODATA = 61, EOPNOTSUPP = 95, ESTALE = 116;
+        public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_DIRECTORY = 0x10000, O_TMPFILE = 0x410000;
         public const int SEEK_SET = 0, SEEK_DATA = 3, SEEK_HOLE = 4;
         private const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, O_CLOEXEC = 0x80000;
 
@@ -86,6 +86,9 @@ namespace ServiceKeeper.Engine.Tests.Replication
 
         [DllImport("libc", EntryPoint = "fchmod", SetLastError = true)]
         private static extern int fchmod(int fd, uint mode);
+
+        [DllImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
+        private static extern nint copy_file_range(int fdIn, ref long offIn, int fdOut, ref long offOut, nuint length, uint flags);
 
         [DllImport("libc", EntryPoint = "fstat", SetLastError = true)]
         private static extern int fstat(int fd, out TestStat st);
@@ -155,6 +158,12 @@ namespace ServiceKeeper.Engine.Tests.Replication
         public static int FChmod(int fd, uint mode) => R(fchmod(fd, mode));
 
         public static int Fstat(int fd, out TestStat st) => R(fstat(fd, out st));
+
+        public static long CopyFileRange(int fdIn, long offIn, int fdOut, long offOut, long length)
+        {
+            var r = copy_file_range(fdIn, ref offIn, fdOut, ref offOut, (nuint)length, 0);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : r;
+        }
 
         public static int Fsync(int fd) => R(fsync(fd));
 
