@@ -90,6 +90,12 @@ namespace ServiceKeeper.Engine.Tests.Replication
         [DllImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
         private static extern nint copy_file_range(int fdIn, ref long offIn, int fdOut, ref long offOut, nuint length, uint flags);
 
+        [DllImport("libc", EntryPoint = "fchown", SetLastError = true)]
+        private static extern int fchown(int fd, uint uid, uint gid);
+
+        [DllImport("libc", EntryPoint = "futimens", SetLastError = true)]
+        private static extern int futimens(int fd, long[] times);
+
         [DllImport("libc", EntryPoint = "fstat", SetLastError = true)]
         private static extern int fstat(int fd, out TestStat st);
 
@@ -158,6 +164,11 @@ namespace ServiceKeeper.Engine.Tests.Replication
         public static int FChmod(int fd, uint mode) => R(fchmod(fd, mode));
 
         public static int Fstat(int fd, out TestStat st) => R(fstat(fd, out st));
+
+        public static int FChown(int fd, uint uid, uint gid) => R(fchown(fd, uid, gid));
+
+        public static int FUtimens(int fd, long atimeSec, long atimeNs, long mtimeSec, long mtimeNs) =>
+            R(futimens(fd, new[] { atimeSec, atimeNs, mtimeSec, mtimeNs }));
 
         public static long CopyFileRange(int fdIn, long offIn, int fdOut, long offOut, long length)
         {

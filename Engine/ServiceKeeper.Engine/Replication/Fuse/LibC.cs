@@ -87,6 +87,9 @@ namespace ServiceKeeper.Engine.Replication.Fuse
         [LibraryImport(Lib, EntryPoint = "dup", SetLastError = true)]
         public static partial int Dup(int fd);
 
+        [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
+        public static partial nint Read(int fd, byte* buffer, nuint count);
+
         [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
         public static partial nint PRead(int fd, byte* buffer, nuint count, long offset);
 

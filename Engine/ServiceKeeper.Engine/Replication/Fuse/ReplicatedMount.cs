@@ -205,13 +205,19 @@ namespace ServiceKeeper.Engine.Replication
                 }
             }
             customIo = (FuseCustomIo*)NativeMemory.AllocZeroed((nuint)sizeof(FuseCustomIo));
-            customIo->Read = NativeLibrary.GetExport(NativeLibrary.Load("libc.so.6"), "read");
+            customIo->Read = (IntPtr)(delegate* unmanaged[Cdecl]<int, byte*, nuint, void*, nint>)&OnRead;
             customIo->Writev = (IntPtr)(delegate* unmanaged[Cdecl]<int, IoVec*, int, void*, nint>)&OnWritev;
             lock (PendingInits)
                 PendingInits.Add(fd);
             Volatile.Write(ref pendingInitCount, PendingInits.Count);
+            lender = new HandleLender();
+            Lenders[fd] = lender;
+            deviceFd = fd;
             if (FuseNative.SessionCustomIo(FuseNative.GetSession(fuse), customIo, fd) != 0)
             {
+                Lenders.TryRemove(fd, out _);
+                lender = null;
+                deviceFd = -1;
                 lock (PendingInits)
                     PendingInits.Remove(fd);
                 LibC.Umount2(target, LibC.MNT_DETACH);
@@ -224,10 +230,46 @@ namespace ServiceKeeper.Engine.Replication
         private static readonly System.Collections.Generic.HashSet<int> PendingInits = new();
         private static int pendingInitCount;
 
+        /// <summary>/dev/fuse descriptor → the lender of the mount served on it (see HandleLender).</summary>
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, HandleLender> Lenders = new();
+        private HandleLender? lender;
+        private int deviceFd = -1;
+
+        /// <summary>libfuse's reads of requests, on a descriptor we mounted: the lender sees each one before libfuse.</summary>
+        [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+        private static nint OnRead(int fd, byte* buffer, nuint size, void* userdata)
+        {
+            var n = LibC.Read(fd, buffer, size);
+            if (n < 0)
+            {
+                *LibC.ErrnoLocation() = Marshal.GetLastPInvokeError();
+                return n;
+            }
+            try
+            {
+                if (Lenders.TryGetValue(fd, out var l))
+                    l.OnRequest(buffer, n);
+            }
+            catch
+            {
+                // never let the lender break a request
+            }
+            return n;
+        }
+
         /// <summary>libfuse's replies: the first one on a descriptor we mounted is INIT's, which gets KILLPRIV_V2.</summary>
         [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
         private static nint OnWritev(int fd, IoVec* iov, int count, void* userdata)
         {
+            try
+            {
+                if (Lenders.TryGetValue(fd, out var l))
+                    l.OnReply(iov, count);
+            }
+            catch
+            {
+                // never let the lender break a reply
+            }
             try
             {
                 if (Volatile.Read(ref pendingInitCount) != 0)
@@ -316,6 +358,8 @@ namespace ServiceKeeper.Engine.Replication
             }
             if (!exited)
                 return; // leak rather than free memory a live loop thread still uses
+            if (lender != null)
+                Lenders.TryRemove(new System.Collections.Generic.KeyValuePair<int, HandleLender>(deviceFd, lender));
             if (fuse != IntPtr.Zero)
             {
                 // Closes /dev/fuse; the kernel side is gone (the device polls POLLERR), so no second umount.
@@ -643,8 +687,11 @@ namespace ServiceKeeper.Engine.Replication
         // fsyncdir): they work from fi->fh alone. nullpath_ok (fuse_config @104) stays off on purpose: it would
         // take the path away from every one of those calls, and the path libfuse computes under its tree lock is
         // what both names a write for the secondary and orders it against a rename of its file.
-        // The price (documented in fuse.h): the kernel sends fstat, fchmod, fchown and futimens without the handle,
-        // and libfuse, which cannot name the node any more, fails them with ESTALE before calling us.
+        // The kernel sends fstat, fchmod, fchown and futimens without the handle, and libfuse, which cannot name the
+        // node any more, would fail them with ESTALE before calling us (the price of hard_remove fuse.h documents):
+        // on a mount we made ourselves (MountDirect) HandleLender gives those requests one of the file's handles.
+        // Left: the same calls on a file whose removed name was one of several hard links, and a mount by
+        // fuse_mount (not root), still get ESTALE.
         //
         // What the secondary gets: nothing when no link to the inode is left. The unlink or rename that took the
         // name was replicated, so the secondary's tree has no such file, and the data dies with the last close on
@@ -1378,7 +1425,14 @@ namespace ServiceKeeper.Engine.Replication
         private static int OnRelease(byte* path, FuseFileInfo* fi)
         {
             ReplicatedMount? m = null;
-            try { m = Current(); m.Forget(fi); LibC.Close(Fd(fi)); return m.Done(0); }
+            try
+            {
+                m = Current();
+                m.Forget(fi);
+                if (m.lender?.Release(fi->Fh) ?? true)
+                    LibC.Close(Fd(fi)); // else closed when the request that borrowed it is answered
+                return m.Done(0);
+            }
             catch { return Failed(m); }
         }
 
