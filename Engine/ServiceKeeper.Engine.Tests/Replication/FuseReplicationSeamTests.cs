@@ -277,6 +277,50 @@ mkdir small && for i in $(seq 1 300); do echo $i > small/$i; done && rm small/1?
         }
 
         [FuseFact]
+        public void Fstat_OfAnUnlinkedFile_KeepsWorking_WhileItsOtherHandlesAreClosed()
+        {
+            // fstat borrows one of the file's open handles (the first opened): closing that one meanwhile must
+            // neither break the fstat in flight nor let it read another file through a reused descriptor. No attribute
+            // cache, so that every fstat reaches the file system.
+            using var t = new FuseTestTree(new ReplicatedMountOptions { FsName = "servicekeeper:test", AttrTimeout = 0 });
+            var payload = new byte[12345];
+            for (int round = 0; round < 30; round++)
+            {
+                var name = t[$"f{round}"];
+                var handles = Enumerable.Range(0, 8).Select(_ => Open(name, O_RDWR | O_CREAT)).ToArray();
+                Assert.All(handles, h => Assert.True(h >= 0, $"open: {h}"));
+                Assert.Equal(payload.Length, PWrite(handles[0], payload, 0));
+                Assert.Equal(0, Unlink(name));
+                int last = handles[^1];
+                var errors = new ConcurrentQueue<string>();
+                int closing = 1, stats = 0;
+                var stat = Task.Run(() =>
+                {
+                    for (int i = 0; Volatile.Read(ref closing) == 1 || i < 50; i++)
+                    {
+                        Interlocked.Increment(ref stats);
+                        int r = Fstat(last, out var st);
+                        if (r != 0 || st.Nlink != 0 || st.Size != payload.Length)
+                            errors.Enqueue($"fstat {r}: nlink {st.Nlink}, size {st.Size}");
+                    }
+                });
+                FuseConformanceTests.Eventually(() => Volatile.Read(ref stats) >= 20, "the fstat loop to run");
+                foreach (var h in handles[..^1])
+                {
+                    Assert.Equal(0, Close(h));
+                    int other = Open(t[$"other{round}"], O_RDWR | O_CREAT); // may take a descriptor number just freed
+                    Assert.True(other >= 0);
+                    Close(other);
+                }
+                Volatile.Write(ref closing, 0);
+                stat.Wait();
+                Assert.Equal(0, Close(last));
+                Assert.Empty(errors);
+            }
+            Assert.Equal(0, t.Mount.Statistics.Failures);
+        }
+
+        [FuseFact]
         public void OpenFile_WhoseRemovedNameWasOneOfSeveralLinks_StillGetsEstaleFromFstat_AKnownLimit()
         {
             // The kernel sends fstat/fchmod without the handle and libfuse's node for the removed name is gone; the
