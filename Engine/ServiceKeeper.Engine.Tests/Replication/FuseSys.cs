@@ -22,8 +22,8 @@ namespace ServiceKeeper.Engine.Tests.Replication
 
     internal static class FuseSys
     {
-        public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EROFS = 30, ENOTEMPTY = 39, ENODATA = 61;
-        public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_DIRECTORY = 0x10000;
+        public const int ENOENT = 2, EACCES = 13, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EROFS = 30, ENOTEMPTY = 39, ENODATA = 61, EOPNOTSUPP = 95, ESTALE = 116;
+        public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_DIRECTORY = 0x10000, O_TMPFILE = 0x410000;
         public const int SEEK_SET = 0, SEEK_DATA = 3, SEEK_HOLE = 4;
         private const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, O_CLOEXEC = 0x80000;
 
@@ -78,6 +78,33 @@ namespace ServiceKeeper.Engine.Tests.Replication
         [DllImport("libc", EntryPoint = "utimensat", SetLastError = true)]
         private static extern int utimensat(int dirfd, string path, long[] times, int flags);
 
+        [DllImport("libc", EntryPoint = "pread", SetLastError = true)]
+        private static extern nint pread(int fd, byte[] data, nuint count, long offset);
+
+        [DllImport("libc", EntryPoint = "ftruncate", SetLastError = true)]
+        private static extern int ftruncate(int fd, long length);
+
+        [DllImport("libc", EntryPoint = "fchmod", SetLastError = true)]
+        private static extern int fchmod(int fd, uint mode);
+
+        [DllImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
+        private static extern nint copy_file_range(int fdIn, ref long offIn, int fdOut, ref long offOut, nuint length, uint flags);
+
+        [DllImport("libc", EntryPoint = "fchown", SetLastError = true)]
+        private static extern int fchown(int fd, uint uid, uint gid);
+
+        [DllImport("libc", EntryPoint = "futimens", SetLastError = true)]
+        private static extern int futimens(int fd, long[] times);
+
+        [DllImport("libc", EntryPoint = "fstat", SetLastError = true)]
+        private static extern int fstat(int fd, out TestStat st);
+
+        [DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
+        private static extern int fsync(int fd);
+
+        [DllImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+        private static extern int fallocate(int fd, int mode, long offset, long length);
+
         private static int R(long r) => r < 0 ? -Marshal.GetLastPInvokeError() : (int)r;
 
         public static int Open(string path, int flags, uint mode = 0x1A4) => R(open(path, flags | O_CLOEXEC, mode));
@@ -129,6 +156,29 @@ namespace ServiceKeeper.Engine.Tests.Replication
         public static int RemoveXattr(string path, string name) => R(lremovexattr(path, name));
 
         public static int PWrite(int fd, byte[] data, long offset) => R(pwrite(fd, data, (nuint)data.Length, offset));
+
+        public static int PRead(int fd, byte[] data, long offset) => R(pread(fd, data, (nuint)data.Length, offset));
+
+        public static int FTruncate(int fd, long length) => R(ftruncate(fd, length));
+
+        public static int FChmod(int fd, uint mode) => R(fchmod(fd, mode));
+
+        public static int Fstat(int fd, out TestStat st) => R(fstat(fd, out st));
+
+        public static int FChown(int fd, uint uid, uint gid) => R(fchown(fd, uid, gid));
+
+        public static int FUtimens(int fd, long atimeSec, long atimeNs, long mtimeSec, long mtimeNs) =>
+            R(futimens(fd, new[] { atimeSec, atimeNs, mtimeSec, mtimeNs }));
+
+        public static long CopyFileRange(int fdIn, long offIn, int fdOut, long offOut, long length)
+        {
+            var r = copy_file_range(fdIn, ref offIn, fdOut, ref offOut, (nuint)length, 0);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : r;
+        }
+
+        public static int Fsync(int fd) => R(fsync(fd));
+
+        public static int FAllocate(int fd, int mode, long offset, long length) => R(fallocate(fd, mode, offset, length));
 
         public static long Seek(int fd, long offset, int whence)
         {

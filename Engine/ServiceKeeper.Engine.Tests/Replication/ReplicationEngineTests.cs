@@ -193,10 +193,17 @@ namespace ServiceKeeper.Engine.Tests.Replication
         public async Task ResyncAfterAlone_Scattered4KiBChanges_SendOnlyTheChangedBlocksOfEachZone() => await Scattered4KiBChanges(restartPrimary: false);
 
         [LinuxDirectoryFact]
-        public async Task ResyncAfterPrimaryRestart_Scattered4KiBChanges_ZonesComparedByHash_SendOnlyTheChangedBlocks() => await Scattered4KiBChanges(restartPrimary: true);
+        public async Task ResyncAfterPrimaryRestart_Scattered4KiBChanges_TheBlockMapSurvives_SendOnlyTheChangedBlocks() => await Scattered4KiBChanges(restartPrimary: true);
 
-        /// <summary>Without a restart the journal's in-memory block map says which blocks; after one, the zones are compared.</summary>
-        private static async Task Scattered4KiBChanges(bool restartPrimary)
+        [LinuxDirectoryFact]
+        public async Task ResyncAfterPrimaryRestart_JournalWithoutBlockMap_ZonesComparedByHash_SendOnlyTheChangedBlocks() =>
+            await Scattered4KiBChanges(restartPrimary: true, olderJournal: true);
+
+        /// <summary>
+        /// The journal's block map says which blocks, also after a restart (it is persisted); a journal without it
+        /// (an older engine's) makes the resync compare the dirty zones block by block.
+        /// </summary>
+        private static async Task Scattered4KiBChanges(bool restartPrimary, bool olderJournal = false)
         {
             await using var pair = ReplicationPair.Create();
             await pair.ConnectAsync();
@@ -213,7 +220,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
                 pair.Write("f", (long)z * (64 << 10) + 4096 * rnd.Next(0, 16), data);
             }
             pair.Write("f", (long)zones[40] * (64 << 10) + 4000, new byte[200]);
-            if (restartPrimary) await pair.RestartSourceAsync(crash: false);
+            if (restartPrimary) await pair.RestartSourceAsync(crash: false, asOlderJournal: olderJournal);
             long before = pair.SecondaryApplier.WriteBytes;
             await pair.ConnectAsync();
             AssertIdentical(pair);
@@ -223,6 +230,9 @@ namespace ServiceKeeper.Engine.Tests.Replication
             // 40 blocks + 2 blocks for the unaligned write (whole zones would be 41 x 64 KiB).
             Assert.True(sent <= 42 * 4096, $"{sent} bytes sent");
             Assert.Equal(last.BytesSent, sent);
+            // Planned from the block map: only those blocks; compared by hash: the whole dirty zones.
+            if (olderJournal) Assert.True(last.BytesTotal >= 41L * (64 << 10), $"{last.BytesTotal} bytes planned");
+            else Assert.True(last.BytesTotal <= 42 * 4096, $"{last.BytesTotal} bytes planned: the block map was not used");
             Assert.Equal(0, pair.Source.Status()[0].FilesDirty);
         }
 

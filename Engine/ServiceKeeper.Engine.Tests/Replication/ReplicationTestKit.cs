@@ -107,10 +107,12 @@ namespace ServiceKeeper.Engine.Tests.Replication
         }
 
         /// <summary>Stops the primary's engine; with crash, its journal is left as a crash leaves it (no clean marker).</summary>
-        public async Task RestartSourceAsync(bool crash)
+        /// <summary>Stops and starts the primary; <paramref name="asOlderJournal"/> leaves the journal as an engine from before the block map wrote it.</summary>
+        public async Task RestartSourceAsync(bool crash, bool asOlderJournal = false)
         {
             await Source.DisposeAsync();
             if (crash) ClearCleanMarker(PrimaryOptions.StateDirectory);
+            if (asOlderJournal) ReplicationPairless.DropBlockMap(DirtyJournal.FileFor(PrimaryOptions.StateDirectory, TreeId));
             StartSource();
         }
 

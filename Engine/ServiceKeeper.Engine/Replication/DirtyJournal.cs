@@ -11,7 +11,12 @@
 //
 // On disk: <state>/rfs-<tree>.journal, rewritten whole (temp file + rename + fsync) at most every flush
 // interval. It carries a "clean" flag only after Close; a journal opened without it (crash) is untrusted,
-// and stays untrusted (persisted) until a resync completes (MarkResynced).
+// and stays untrusted (persisted) until a resync completes (MarkResynced). After the renames comes the fine
+// map ("SKF1"), so a restarted primary still sends only the 4 KiB blocks written: per entry whether it is
+// exact; for an exact one, one bit per dirty zone (set = only some of its blocks were written), then the
+// block bits of those partly written zones only, so a big sequential write costs no more than its zones. A
+// journal without it (written by an older engine) loads with no fine map, and its zones are compared by
+// block hashes as before; an older engine reading a journal with it stops after the renames.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -23,6 +28,7 @@ namespace ServiceKeeper.Engine.Replication
     public sealed class DirtyJournal : IDisposable
     {
         private const uint Magic = 0x314A4B53; // "SKJ1"
+        private const uint FineMagic = 0x31464B53; // "SKF1"
         private const byte FlagClean = 1, FlagUntrusted = 2, FlagInterrupted = 4, FlagInterruptedFull = 8, FlagNoReplay = 16;
         private const int MaxRenames = 100_000;
 
@@ -36,8 +42,8 @@ namespace ServiceKeeper.Engine.Replication
             public bool All;
             public long LastMark;
             /// <summary>
-            /// 4 KiB blocks written, kept in memory only (the file keeps the zones): exact for an entry made by this
-            /// process, so a resync can send just those blocks; an entry loaded from disk has none (FineExact false).
+            /// 4 KiB blocks written inside the dirty zones, so a resync can send just those blocks. Persisted with the
+            /// zones; not exact (FineExact false) for an entry loaded from a journal without the fine map or after a crash.
             /// </summary>
             public ulong[] Fine = Array.Empty<ulong>();
             public bool FineExact = true;
@@ -140,6 +146,7 @@ namespace ServiceKeeper.Engine.Replication
             _interrupted = (flags & FlagInterrupted) != 0;
             _interruptedFull = (flags & FlagInterruptedFull) != 0;
             int count = r.ReadInt32();
+            var order = new Entry[count];
             for (int i = 0; i < count; i++)
             {
                 var path = r.ReadString();
@@ -149,11 +156,89 @@ namespace ServiceKeeper.Engine.Replication
                 for (int w = 0; w < words; w++) e.Bits[w] = r.ReadUInt64();
                 if (zone != ZoneBytes) e.All = true; // zone size changed: fall back to whole files
                 _entries[path] = e;
+                order[i] = e;
             }
             _noReplay = (flags & FlagNoReplay) != 0 || _untrusted;
             int renames = r.ReadInt32();
             for (int i = 0; i < renames; i++) _renames.Add((r.ReadString(), r.ReadString(), r.ReadUInt32()));
             if (_noReplay) _renames.Clear();
+            // After a crash the marks since the last flush are missing from the fine map as from the zones: the zones
+            // are then compared by hashes (as a journal without the fine map is).
+            if (zone == ZoneBytes && !_untrusted && HasFineMap) LoadFineMap(r, order);
+        }
+
+        private bool HasFineMap => ZoneBytes > FineBlockBytes && ZoneBytes % FineBlockBytes == 0;
+
+        private int FineBytesPerZone => (ZoneBytes / FineBlockBytes + 7) / 8;
+
+        /// <summary>The fine map section, when there is one; anything short of a complete one leaves every entry not exact.</summary>
+        private void LoadFineMap(BinaryReader r, Entry[] order)
+        {
+            var s = r.BaseStream;
+            if (s.Length - s.Position < 8 || r.ReadUInt32() != FineMagic || r.ReadInt32() != FineBlockBytes) return;
+            int per = ZoneBytes / FineBlockBytes;
+            var bits = new byte[FineBytesPerZone];
+            try
+            {
+                foreach (var e in order)
+                {
+                    if (r.ReadByte() == 0) continue;
+                    var zones = e.Zones().ToList();
+                    var partial = new byte[(zones.Count + 7) / 8];
+                    s.ReadExactly(partial);
+                    for (int i = 0; i < zones.Count; i++)
+                    {
+                        long z = zones[i];
+                        bool some = (partial[i >> 3] & (1 << (i & 7))) != 0;
+                        if (some) s.ReadExactly(bits);
+                        for (int k = 0; k < per; k++)
+                            if (!some || (bits[k >> 3] & (1 << (k & 7))) != 0) e.SetFine(z * per + k);
+                    }
+                    e.FineExact = true;
+                }
+            }
+            catch (EndOfStreamException)
+            {
+                foreach (var e in order) { e.FineExact = false; e.Fine = Array.Empty<ulong>(); }
+            }
+        }
+
+        private void WriteFineMap(BinaryWriter w)
+        {
+            w.Write(FineMagic);
+            w.Write(FineBlockBytes);
+            var bits = new byte[FineBytesPerZone];
+            foreach (var e in _entries.Values)
+            {
+                bool exact = e.FineExact && !e.All && HasFineMap;
+                w.Write((byte)(exact ? 1 : 0));
+                if (!exact) continue;
+                var zones = e.Zones().ToList();
+                var partial = new byte[(zones.Count + 7) / 8];
+                for (int i = 0; i < zones.Count; i++)
+                    if (!ZoneBlocks(e, zones[i], bits)) partial[i >> 3] |= (byte)(1 << (i & 7));
+                w.Write(partial);
+                for (int i = 0; i < zones.Count; i++)
+                {
+                    if ((partial[i >> 3] & (1 << (i & 7))) == 0) continue;
+                    ZoneBlocks(e, zones[i], bits);
+                    w.Write(bits);
+                }
+            }
+        }
+
+        /// <summary>The block bits of one zone into <paramref name="bits"/>; true when every block of it was written.</summary>
+        private bool ZoneBlocks(Entry e, long zone, byte[] bits)
+        {
+            int per = ZoneBytes / FineBlockBytes;
+            Array.Clear(bits);
+            bool all = true;
+            for (int k = 0; k < per; k++)
+            {
+                if (e.IsFine(zone * per + k)) bits[k >> 3] |= (byte)(1 << (k & 7));
+                else all = false;
+            }
+            return all;
         }
 
         /// <summary>ALONE: remembers a rename so the resync can replay it.</summary>
@@ -388,6 +473,7 @@ namespace ServiceKeeper.Engine.Replication
                     }
                     w.Write(_renames.Count);
                     foreach (var (from, to, flags) in _renames) { w.Write(from); w.Write(to); w.Write(flags); }
+                    WriteFineMap(w);
                 }
                 bytes = ms.ToArray();
                 _dirty = false;

@@ -58,6 +58,12 @@ namespace ServiceKeeper.Engine.Replication.Fuse
         public const uint CapAsyncRead = 1 << 0;
     }
 
+    /// <summary>struct fuse_config (128 bytes): the offsets of the fields set in init.</summary>
+    internal static class FuseConfig
+    {
+        public const int HardRemove = 60, UseIno = 64, NullpathOk = 104;
+    }
+
     /// <summary>struct fuse_operations: 42 function pointers; the slot indexes below.</summary>
     internal static class FuseOp
     {

@@ -87,6 +87,9 @@ namespace ServiceKeeper.Engine.Replication.Fuse
         [LibraryImport(Lib, EntryPoint = "dup", SetLastError = true)]
         public static partial int Dup(int fd);
 
+        [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
+        public static partial nint Read(int fd, byte* buffer, nuint count);
+
         [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
         public static partial nint PRead(int fd, byte* buffer, nuint count, long offset);
 
@@ -134,6 +137,12 @@ namespace ServiceKeeper.Engine.Replication.Fuse
 
         [LibraryImport(Lib, EntryPoint = "fchmod", SetLastError = true)]
         public static partial int FChmod(int fd, uint mode);
+
+        [LibraryImport(Lib, EntryPoint = "fchown", SetLastError = true)]
+        public static partial int FChown(int fd, uint uid, uint gid);
+
+        [LibraryImport(Lib, EntryPoint = "futimens", SetLastError = true)]
+        public static partial int FUtimens(int fd, Timespec* times);
 
         [LibraryImport(Lib, EntryPoint = "chmod", SetLastError = true)]
         public static partial int Chmod(byte* path, uint mode);

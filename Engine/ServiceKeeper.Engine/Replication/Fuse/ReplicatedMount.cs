@@ -45,6 +45,10 @@ namespace ServiceKeeper.Engine.Replication
 
         private long operationCount, mutationCount, bytesRead, bytesWritten, errorCount, failureCount;
 
+        /// <summary>Handle (fi->fh) → the other name in the tree of an open file whose own name is gone (a hard link).</summary>
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, string> otherNames = new();
+        private volatile bool anyOtherNames;
+
         private ReplicatedMount(LinuxDirectory directory, ReplicatedMountOptions options)
         {
             this.directory = directory;
@@ -201,13 +205,19 @@ namespace ServiceKeeper.Engine.Replication
                 }
             }
             customIo = (FuseCustomIo*)NativeMemory.AllocZeroed((nuint)sizeof(FuseCustomIo));
-            customIo->Read = NativeLibrary.GetExport(NativeLibrary.Load("libc.so.6"), "read");
+            customIo->Read = (IntPtr)(delegate* unmanaged[Cdecl]<int, byte*, nuint, void*, nint>)&OnRead;
             customIo->Writev = (IntPtr)(delegate* unmanaged[Cdecl]<int, IoVec*, int, void*, nint>)&OnWritev;
             lock (PendingInits)
                 PendingInits.Add(fd);
             Volatile.Write(ref pendingInitCount, PendingInits.Count);
+            lender = new HandleLender();
+            Lenders[fd] = lender;
+            deviceFd = fd;
             if (FuseNative.SessionCustomIo(FuseNative.GetSession(fuse), customIo, fd) != 0)
             {
+                Lenders.TryRemove(fd, out _);
+                lender = null;
+                deviceFd = -1;
                 lock (PendingInits)
                     PendingInits.Remove(fd);
                 LibC.Umount2(target, LibC.MNT_DETACH);
@@ -220,10 +230,46 @@ namespace ServiceKeeper.Engine.Replication
         private static readonly System.Collections.Generic.HashSet<int> PendingInits = new();
         private static int pendingInitCount;
 
+        /// <summary>/dev/fuse descriptor → the lender of the mount served on it (see HandleLender).</summary>
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, HandleLender> Lenders = new();
+        private HandleLender? lender;
+        private int deviceFd = -1;
+
+        /// <summary>libfuse's reads of requests, on a descriptor we mounted: the lender sees each one before libfuse.</summary>
+        [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+        private static nint OnRead(int fd, byte* buffer, nuint size, void* userdata)
+        {
+            var n = LibC.Read(fd, buffer, size);
+            if (n < 0)
+            {
+                *LibC.ErrnoLocation() = Marshal.GetLastPInvokeError();
+                return n;
+            }
+            try
+            {
+                if (Lenders.TryGetValue(fd, out var l))
+                    l.OnRequest(buffer, n);
+            }
+            catch
+            {
+                // never let the lender break a request
+            }
+            return n;
+        }
+
         /// <summary>libfuse's replies: the first one on a descriptor we mounted is INIT's, which gets KILLPRIV_V2.</summary>
         [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
         private static nint OnWritev(int fd, IoVec* iov, int count, void* userdata)
         {
+            try
+            {
+                if (Lenders.TryGetValue(fd, out var l))
+                    l.OnReply(iov, count);
+            }
+            catch
+            {
+                // never let the lender break a reply
+            }
             try
             {
                 if (Volatile.Read(ref pendingInitCount) != 0)
@@ -312,6 +358,8 @@ namespace ServiceKeeper.Engine.Replication
             }
             if (!exited)
                 return; // leak rather than free memory a live loop thread still uses
+            if (lender != null)
+                Lenders.TryRemove(new System.Collections.Generic.KeyValuePair<int, HandleLender>(deviceFd, lender));
             if (fuse != IntPtr.Zero)
             {
                 // Closes /dev/fuse; the kernel side is gone (the device polls POLLERR), so no second umount.
@@ -629,10 +677,140 @@ namespace ServiceKeeper.Engine.Replication
                 m.Gid = -1;
         }
 
+        // ---------------------------------------------------------------- open files whose name is gone
+        //
+        // Mounted with hard_remove: unlinking or renaming over a file that is still open removes its name at once.
+        // Without it libfuse renames such a file to .fuse_hidden* until its last release; that rename was
+        // replicated like any other, and a crash left the hidden file behind on both nodes. With hard_remove,
+        // libfuse gives a NULL path to the callbacks that carry a handle of such a file (getattr, truncate, chmod,
+        // chown and utimens with fi; read, write, flush, fsync, release, fallocate, lseek, readdir, releasedir,
+        // fsyncdir): they work from fi->fh alone. nullpath_ok (fuse_config @104) stays off on purpose: it would
+        // take the path away from every one of those calls, and the path libfuse computes under its tree lock is
+        // what both names a write for the secondary and orders it against a rename of its file.
+        // The kernel sends fstat, fchmod, fchown and futimens without the handle, and libfuse, which cannot name the
+        // node any more, would fail them with ESTALE before calling us (the price of hard_remove fuse.h documents):
+        // on a mount we made ourselves (MountDirect) HandleLender gives those requests one of the file's handles.
+        // Left: the same calls on a file whose removed name was one of several hard links, and a mount by
+        // fuse_mount (not root), still get ESTALE.
+        //
+        // What the secondary gets: nothing when no link to the inode is left. The unlink or rename that took the
+        // name was replicated, so the secondary's tree has no such file, and the data dies with the last close on
+        // both nodes; the change is applied here only and the caller gets the local result (ALONE, nothing is
+        // journaled for it either). When the inode is still linked elsewhere in the tree (a hard link), the change
+        // is sent under that other name, found by a walk of the tree once per handle and checked before each use.
+        // Known gap: libfuse holds no lock on that other name, so a rename of it racing such a change can send the
+        // change under the old name; the secondary fails it and the journal marks the old name, so the file under
+        // its new name stays behind on the secondary until a hash or full resync compares it. It takes a hard link,
+        // an unlink of the open name and a concurrent rename of the other name at once.
+
+        /// <summary>
+        /// The replicated path of the file an operation changes: libfuse's, or for an open file whose name is gone
+        /// (path NULL) another name of its inode in the tree; rel is null when no name reaches it (apply locally only).
+        /// 0 or -errno.
+        /// </summary>
+        private int PathFor(byte* path, FuseFileInfo* fi, out string? rel, bool cached = false)
+        {
+            if (path != null)
+            {
+                rel = cached ? CachedPathOf(path) : PathOf(path);
+                return rel == null ? -LibC.EILSEQ : 0;
+            }
+            rel = null;
+            if (fi == null)
+                return -LibC.ENOENT;
+            NativeStat st;
+            if (LibC.FStat(Fd(fi), &st) != 0)
+                return -LibC.Errno;
+            if (st.Nlink == 0 || (st.Mode & LibC.S_IFMT) == LibC.S_IFDIR)
+                return 0;
+            rel = OtherName(fi->Fh, st.Ino);
+            return 0;
+        }
+
+        private string? OtherName(ulong fh, ulong inode)
+        {
+            if (otherNames.TryGetValue(fh, out var known) && (known.Length == 0 || IsInode(known, inode)))
+                return known.Length == 0 ? null : known;
+            // "" remembers that no name is in the tree (the links are elsewhere on the disk): one walk per handle.
+            var found = FindInode(inode);
+            otherNames[fh] = found ?? "";
+            anyOtherNames = true;
+            return found;
+        }
+
+        private bool IsInode(string rel, ulong inode) =>
+            directory.TryStat(rel, out var st) && st.Inode == inode && st.Type != FileType.Directory;
+
+        /// <summary>A name of <paramref name="inode"/> in the tree (breadth first), or null.</summary>
+        private string? FindInode(ulong inode)
+        {
+            var pending = new System.Collections.Generic.Queue<string>();
+            pending.Enqueue("");
+            while (pending.Count > 0)
+            {
+                var dir = pending.Dequeue();
+                System.Collections.Generic.List<DirectoryEntry> entries;
+                try
+                {
+                    entries = directory.ReadDirectory(dir);
+                }
+                catch (IOException)
+                {
+                    continue; // removed or renamed meanwhile
+                }
+                foreach (var e in entries)
+                {
+                    var rel = dir.Length == 0 ? e.Name : dir + "/" + e.Name;
+                    if (e.Type == FileType.Directory)
+                        pending.Enqueue(rel);
+                    else if (e.Inode == inode && IsInode(rel, inode))
+                        return rel;
+                }
+            }
+            return null;
+        }
+
+        /// <summary>A change to an open file that no name in the tree reaches: applied through its handle, here only.</summary>
+        private int ApplyUnnamed(FsMutation m, int fd)
+        {
+            Interlocked.Increment(ref mutationCount);
+            switch (m.Op)
+            {
+                case FsOp.Chmod:
+                    return LibC.FChmod(fd, m.Mode & 0xFFF) < 0 ? -LibC.Errno : 0;
+                case FsOp.Chown:
+                    return LibC.FChown(fd, (uint)m.Uid, (uint)m.Gid) < 0 ? -LibC.Errno : 0;
+                case FsOp.Utimens:
+                    {
+                        // FsMutation.UtimeOmit is the kernel's UTIME_OMIT.
+                        Timespec* t = stackalloc Timespec[2];
+                        t[0].Seconds = m.AtimeSeconds;
+                        t[0].Nanoseconds = m.AtimeNanoseconds;
+                        t[1].Seconds = m.MtimeSeconds;
+                        t[1].Nanoseconds = m.MtimeNanoseconds;
+                        return LibC.FUtimens(fd, t) < 0 ? -LibC.Errno : 0;
+                    }
+                case FsOp.Write or FsOp.Truncate or FsOp.Fallocate or FsOp.Fsync:
+                    m.LocalHandle = fd; // LinuxDirectory applies these through the handle, never by m.Path
+                    return directory.Apply(m);
+                default:
+                    return -LibC.EINVAL;
+            }
+        }
+
+        /// <summary>Release: the handle's other name is not needed any more.</summary>
+        private void Forget(FuseFileInfo* fi)
+        {
+            if (anyOtherNames)
+                otherNames.TryRemove(fi->Fh, out _);
+        }
+
         // ---------------------------------------------------------------- operations (instance side)
 
         private int Getattr(byte* path, NativeStat* st, FuseFileInfo* fi)
         {
+            if (fi == null && path == null)
+                return -LibC.ENOENT;
             int r = fi != null
                 ? LibC.FStat(Fd(fi), st)
                 : LibC.FStatAt(directory.Descriptor, Relative(path), st, LibC.AT_SYMLINK_NOFOLLOW);
@@ -668,7 +846,7 @@ namespace ServiceKeeper.Engine.Replication
                 return -LibC.Errno;
             if (truncate)
             {
-                int k = KillSetId(fd, path);
+                int k = KillSetId(fd, path, null);
                 if (k < 0)
                 {
                     LibC.Close(fd);
@@ -704,7 +882,7 @@ namespace ServiceKeeper.Engine.Replication
         /// With KILLPRIV_V2 the kernel leaves clearing set-ID bits on write/truncate by an unprivileged caller to
         /// us (we write as root, so the disk file system would not). Done as a replicated Chmod.
         /// </summary>
-        private int KillSetId(int fd, byte* path)
+        private int KillSetId(int fd, byte* path, FuseFileInfo* fi)
         {
             if (FuseNative.GetContext()->Uid == 0)
                 return 0;
@@ -716,12 +894,7 @@ namespace ServiceKeeper.Engine.Replication
             uint mode = st.Mode & ~S_ISUID;
             if ((mode & S_IXGRP) != 0)
                 mode &= ~LibC.S_ISGID;
-            var rel = PathOf(path);
-            if (rel == null)
-                return -LibC.EILSEQ;
-            var m = NewMutation(FsOp.Chmod, rel);
-            m.Mode = mode & 0xFFF;
-            return Mutate(m);
+            return ByHandle(FsOp.Chmod, path, fi, m => m.Mode = mode & 0xFFF);
         }
 
         private int Create(byte* path, uint mode, FuseFileInfo* fi)
@@ -790,20 +963,20 @@ namespace ServiceKeeper.Engine.Replication
         {
             if (options.ReadOnly)
                 return -LibC.EROFS;
-            var rel = CachedPathOf(path);
-            if (rel == null)
-                return -LibC.EILSEQ;
+            int p = PathFor(path, fi, out var rel, cached: true);
+            if (p < 0)
+                return p;
             if ((fi->Fh & SetIdBit) != 0)
             {
-                int k = KillSetId(Fd(fi), path);
+                int k = KillSetId(Fd(fi), path, fi);
                 if (k < 0)
                     return k;
             }
-            var m = NewMutation(FsOp.Write, rel);
+            var m = NewMutation(FsOp.Write, rel ?? "");
             m.Offset = offset;
             m.Data = Memory.Wrap(buffer, (int)size);
             m.LocalHandle = Fd(fi);
-            int r = Mutate(m);
+            int r = rel != null ? Mutate(m) : ApplyUnnamed(m, Fd(fi));
             if (ReferenceEquals(m, threadMutation))
                 m.Data = default; // do not keep a pointer into libfuse's buffer around
             if (r < 0)
@@ -817,10 +990,10 @@ namespace ServiceKeeper.Engine.Replication
             int fd = fi != null && Writable(fi) ? Fd(fi) : -1;
             if (options.ReadOnly)
                 return -LibC.EROFS;
-            int k = KillSetId(fi != null ? Fd(fi) : -1, path);
+            int k = KillSetId(fi != null ? Fd(fi) : -1, path, fi);
             if (k < 0)
                 return k;
-            return Simple(FsOp.Truncate, path, m =>
+            return ByHandle(FsOp.Truncate, path, fi, m =>
             {
                 m.Offset = size;
                 m.LocalHandle = fd;
@@ -833,22 +1006,44 @@ namespace ServiceKeeper.Engine.Replication
                 return 0;
             if (flush && (sink == null || !Writable(fi)))
                 return 0; // a flush barrier only matters to a sink, and only after writes
-            var rel = PathOf(path);
-            if (rel == null)
-                return -LibC.EILSEQ;
-            var m = NewMutation(FsOp.Fsync, rel);
+            int p = PathFor(path, fi, out var rel);
+            if (p < 0)
+                return p;
+            if (rel == null && flush)
+                return 0; // nothing of this file goes to the sink any more
+            var m = NewMutation(FsOp.Fsync, rel ?? "");
             m.Flags = (flush ? LinuxDirectory.FsyncFlushOnly : 0) | (datasync != 0 ? LinuxDirectory.FsyncDataOnly : 0);
             m.LocalHandle = Fd(fi);
-            return Mutate(m);
+            return rel != null ? Mutate(m) : ApplyUnnamed(m, Fd(fi));
         }
 
         private delegate void Fill(FsMutation m);
+
+        /// <summary>
+        /// <see cref="Simple"/> for the operations that may come with a file handle (ftruncate, fchmod, fchown,
+        /// futimens, fallocate): by handle when libfuse gives no path (an open file whose name is gone).
+        /// </summary>
+        private int ByHandle(FsOp op, byte* path, FuseFileInfo* fi, Fill fill)
+        {
+            if (path != null || fi == null)
+                return Simple(op, path, fill);
+            if (options.ReadOnly)
+                return -LibC.EROFS;
+            int r = PathFor(path, fi, out var rel);
+            if (r < 0)
+                return r;
+            var m = NewMutation(op, rel ?? "");
+            fill(m);
+            return rel != null ? Mutate(m) : ApplyUnnamed(m, Fd(fi));
+        }
 
         /// <summary>A mutation by path with a few fields set: the common shape of most operations.</summary>
         private int Simple(FsOp op, byte* path, Fill fill)
         {
             if (options.ReadOnly)
                 return -LibC.EROFS;
+            if (path == null)
+                return -LibC.ENOENT; // libfuse gives no path only with a handle (ByHandle); never "" for it
             var rel = PathOf(path);
             if (rel == null)
                 return -LibC.EILSEQ;
@@ -899,7 +1094,7 @@ namespace ServiceKeeper.Engine.Replication
             return Mutate(m);
         }
 
-        private int Utimens(byte* path, Timespec* tv)
+        private int Utimens(byte* path, Timespec* tv, FuseFileInfo* fi)
         {
             Timespec a = tv[0], b = tv[1];
             if (a.Nanoseconds == LibC.UTIME_NOW || b.Nanoseconds == LibC.UTIME_NOW)
@@ -911,7 +1106,7 @@ namespace ServiceKeeper.Engine.Replication
                 if (b.Nanoseconds == LibC.UTIME_NOW)
                     b = now;
             }
-            return Simple(FsOp.Utimens, path, m =>
+            return ByHandle(FsOp.Utimens, path, fi, m =>
             {
                 m.AtimeSeconds = a.Seconds;
                 m.AtimeNanoseconds = a.Nanoseconds; // UTIME_OMIT passes through as FsMutation.UtimeOmit
@@ -1026,7 +1221,7 @@ namespace ServiceKeeper.Engine.Replication
         private int Fallocate(byte* path, int mode, long offset, long length, FuseFileInfo* fi)
         {
             int fd = fi != null ? Fd(fi) : -1;
-            return Simple(FsOp.Fallocate, path, m =>
+            return ByHandle(FsOp.Fallocate, path, fi, m =>
             {
                 m.Flags = (uint)mode;
                 m.Offset = offset;
@@ -1037,9 +1232,14 @@ namespace ServiceKeeper.Engine.Replication
 
         private IntPtr Init(FuseConnInfo* conn, byte* config)
         {
-            // fuse_config: use_ino @64 (not a -o option in libfuse 3); the rest came from the -o options.
+            // fuse_config (offsets checked against fuse.h of libfuse 3.14): use_ino @64 and hard_remove @60 are not -o
+            // options in libfuse 3; the rest came from the -o options. nullpath_ok @104 stays 0 (see "open files whose
+            // name is gone").
             if (config != null)
-                *(int*)(config + 64) = 1;
+            {
+                *(int*)(config + FuseConfig.UseIno) = 1;
+                *(int*)(config + FuseConfig.HardRemove) = 1;
+            }
             conn->Want &= ~(FuseConnInfo.CapWritebackCache | FuseConnInfo.CapHandleKillpriv);
             conn->MaxWrite = (uint)Math.Clamp(options.MaxWrite, 4096, 1 << 20);
             return GCHandle.ToIntPtr(self);
@@ -1161,7 +1361,7 @@ namespace ServiceKeeper.Engine.Replication
         private static int OnChmod(byte* path, uint mode, FuseFileInfo* fi)
         {
             ReplicatedMount? m = null;
-            try { m = Current(); return m.Done(m.Simple(FsOp.Chmod, path, x => x.Mode = mode)); }
+            try { m = Current(); return m.Done(m.ByHandle(FsOp.Chmod, path, fi, x => x.Mode = mode)); }
             catch { return Failed(m); }
         }
 
@@ -1169,7 +1369,7 @@ namespace ServiceKeeper.Engine.Replication
         private static int OnChown(byte* path, uint uid, uint gid, FuseFileInfo* fi)
         {
             ReplicatedMount? m = null;
-            try { m = Current(); return m.Done(m.Simple(FsOp.Chown, path, x => { x.Uid = (int)uid; x.Gid = (int)gid; })); }
+            try { m = Current(); return m.Done(m.ByHandle(FsOp.Chown, path, fi, x => { x.Uid = (int)uid; x.Gid = (int)gid; })); }
             catch { return Failed(m); }
         }
 
@@ -1225,7 +1425,14 @@ namespace ServiceKeeper.Engine.Replication
         private static int OnRelease(byte* path, FuseFileInfo* fi)
         {
             ReplicatedMount? m = null;
-            try { m = Current(); LibC.Close(Fd(fi)); return m.Done(0); }
+            try
+            {
+                m = Current();
+                m.Forget(fi);
+                if (m.lender?.Release(fi->Fh) ?? true)
+                    LibC.Close(Fd(fi)); // else closed when the request that borrowed it is answered
+                return m.Done(0);
+            }
             catch { return Failed(m); }
         }
 
@@ -1316,7 +1523,7 @@ namespace ServiceKeeper.Engine.Replication
         private static int OnUtimens(byte* path, Timespec* tv, FuseFileInfo* fi)
         {
             ReplicatedMount? m = null;
-            try { m = Current(); return m.Done(m.Utimens(path, tv)); }
+            try { m = Current(); return m.Done(m.Utimens(path, tv, fi)); }
             catch { return Failed(m); }
         }
 
