@@ -283,42 +283,46 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>
-        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: the writer
-        /// MACs and sends the first while the next is queued, the secondary verifies and applies it while the rest is
-        /// on the way (one 1 MiB frame serialises MAC, transfer, MAC check and pwrite). The ticket is the last part;
-        /// acknowledgements are cumulative, so when it is done every part is, and Complete checks each part's result.
+        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: each is queued
+        /// as soon as it is copied, so the writer MACs and sends it while the next is copied, and the secondary verifies
+        /// and applies it while the rest is on the way (one 1 MiB frame serialises copy, MAC, transfer, MAC check and
+        /// pwrite). The ticket is the last part; acknowledgements are cumulative, so when it is done every part is, and
+        /// Complete checks each part's result. Should the secondary be lost between two parts, GoAlone journals the parts
+        /// already queued and this write is journaled whole.
         /// </summary>
         private MutationTicket BeginParts(TreeState t, FsMutation m, LockSet locks)
         {
             int n = (m.Data.Length + PartBytes - 1) / PartBytes;
-            var frames = new OutFrame[n];
             var parts = new Pending[n];
             for (int i = 0; i < n; i++)
             {
                 int at = i * PartBytes, len = Math.Min(PartBytes, m.Data.Length - at);
-                var part = new FsMutation { Op = FsOp.Write, Path = m.Path, Offset = m.Offset + at, Data = m.Data.Slice(at, len), Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid };
-                var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(part) + 16);
-                f.U16((ushort)t.Index);
-                MessageCodec.WriteMutation(f, part);
-                frames[i] = f;
                 parts[i] = new Pending
                 {
-                    Kind = PendingKind.Live, Tree = t, Op = FsOp.Write, Path = m.Path, Offset = part.Offset, Length = len, Flags = m.Flags, Bytes = len,
+                    Kind = PendingKind.Live, Tree = t, Op = FsOp.Write, Path = m.Path, Offset = m.Offset + at, Length = len, Flags = m.Flags, Bytes = len,
                 };
             }
             var last = parts[n - 1];
             last.Locks = locks;
             last.Parts = parts;
-            lock (_gate)
+            for (int i = 0; i < n; i++)
             {
-                if (_state == SourceState.Alone)
+                int at = i * PartBytes;
+                var part = new FsMutation { Op = FsOp.Write, Path = m.Path, Offset = parts[i].Offset, Data = m.Data.Slice(at, (int)parts[i].Length), Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid };
+                var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(part) + 16);
+                f.U16((ushort)t.Index);
+                MessageCodec.WriteMutation(f, part);
+                lock (_gate)
                 {
-                    foreach (var f in frames) f.Release();
-                    t.Journal.Mark(m);
-                    return new MutationTicket(0, new LocalTicket(locks, _fenced));
+                    if (_state == SourceState.Alone)
+                    {
+                        f.Release();
+                        t.Journal.Mark(m);
+                        return new MutationTicket(0, new LocalTicket(locks, _fenced));
+                    }
+                    EnqueueLocked(f, parts[i]);
+                    if (i == n - 1) last.Connection = _session?.Connection;
                 }
-                for (int i = 0; i < n; i++) EnqueueLocked(frames[i], parts[i]);
-                last.Connection = _session?.Connection;
             }
             return new MutationTicket(last.Seq, last);
         }
