@@ -285,14 +285,14 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>
-        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: each is queued
-        /// as soon as it is copied, so the writer MACs and sends it while the next is copied, and the secondary verifies
-        /// and applies it while the rest is on the way (one 1 MiB frame serialises copy, MAC, transfer, MAC check and
-        /// pwrite). The ticket is the last part; acknowledgements are cumulative, so when it is done every part is, and
-        /// Complete checks each part's result. The parts are not copied: each frame's data is its slice of the
-        /// application's buffer (libfuse's), MACed and sent from there, and Complete does not return while a frame still
-        /// points into it (sent, or dropped with the connection). Should the secondary be lost between two parts, GoAlone
-        /// journals the parts already queued and this write is journaled whole.
+        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: the writer MACs
+        /// and sends one while the next is on its way, and the secondary verifies and applies it while the rest is
+        /// arriving (one 1 MiB frame serialises MAC, transfer, MAC check and pwrite). The ticket is the last part;
+        /// acknowledgements are cumulative, so when it is done every part is, and Complete checks each part's result.
+        /// The parts are not copied: each frame's data is its slice of the application's buffer (libfuse's), MACed and
+        /// sent from there, and Complete does not return while a frame still points into it (sent, or dropped with the
+        /// connection). Should the secondary be lost between two parts, GoAlone journals the parts already queued and
+        /// this write is journaled whole.
         /// </summary>
         private MutationTicket BeginParts(TreeState t, FsMutation m, LockSet locks)
         {
