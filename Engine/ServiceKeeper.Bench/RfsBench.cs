@@ -114,6 +114,8 @@ namespace ServiceKeeper.Bench
         {
             foreach (var node in Lab.Nodes) Lab.StartEngine(node, EngineLab.AdminKey);
             foreach (var node in Lab.Nodes) Lab.WaitForEngine(node, TimeSpan.FromSeconds(60));
+            _enginePids = FindEnginePids();
+            if (_enginePids.Length != Lab.Nodes.Count) _out.WriteLine($"  (found {_enginePids.Length} engine processes of {Lab.Nodes.Count}: the CPU figures of (c)-(e) miss the others)");
             var api = Api(N1);
             api.CreateClusterAsync(new CreateClusterRequest { Name = "bench", Nodes = Lab.Nodes.Select(n => n.Address).ToList() }, _ct).GetAwaiter().GetResult();
             foreach (var (module, dir, mode, vip) in new[] { (SyncModule, SyncDir, "second", 80), (DiskModule, DiskDir, "none", 81) })
@@ -197,6 +199,7 @@ namespace ServiceKeeper.Bench
             var load = LoadAverage();
             _out.WriteLine($"(a) raw, (b) libfuse passthrough, (c) ServiceKeeper ALONE, interleaved; load {load}");
             _results.PhaseLoads["a-b-c"] = load;
+            MeasureIdle("a-b-c");
             for (var round = 1; round <= _o.Rounds; round++)
             {
                 Point("raw", round, null, LabFile("raw"));
@@ -209,6 +212,7 @@ namespace ServiceKeeper.Bench
             _results.Modes["sk-sync"] = Replication(SyncModule, N1).Mode;
             _out.WriteLine($"(d) ServiceKeeper {_results.Modes["sk-sync"]}, interleaved with (b) again; load {load}");
             _results.PhaseLoads["d"] = load;
+            MeasureIdle("d");
             for (var round = 1; round <= _o.Rounds; round++)
             {
                 Point("fuse-c", _o.Rounds + round, null, _fuseMount! + LabFile("rawb"));
@@ -224,6 +228,7 @@ namespace ServiceKeeper.Bench
             var load = LoadAverage();
             _out.WriteLine($"(e) ServiceKeeper sync-disk, interleaved with (b) again; load {load}");
             _results.PhaseLoads["e"] = load;
+            MeasureIdle("e");
             for (var round = 1; round <= _o.Rounds; round++)
             {
                 Point("fuse-c", 2 * _o.Rounds + round, null, _fuseMount! + LabFile("rawb"));
@@ -240,17 +245,28 @@ namespace ServiceKeeper.Bench
             Sh(node, $"mkdir -p {dir}");
             var big = _o.BigMiB;
             var small = _o.SmallMiB * 256;
-            var tests = new (string Test, string Script)[]
+            // The 1 MiB test also prints dd's own CPU time (the shell's cutime/cstime once dd was reaped); its rm runs
+            // apart, so that the servers' CPU time covers the writes only.
+            var tests = new (string Test, string Script, string? Cleanup)[]
             {
-                ("1M", $"dd if={SourceFile} of={dir}/w bs=1M count={big} 2>&1; rm -f {dir}/w"),
-                ("4K", $"dd if={SourceFile} of={dir}/w bs=4k count={small} 2>&1; rm -f {dir}/w"),
-                ("1M+fdatasync", $"dd if={SourceFile} of={dir}/w bs=1M count={big} conv=fdatasync 2>&1; rm -f {dir}/w"),
-                ("4K+fdatasync", $"dd if={SourceFile} of={dir}/w bs=4k count={small} conv=fdatasync 2>&1; rm -f {dir}/w"),
+                ("1M", $"dd if={SourceFile} of={dir}/w bs=1M count={big} 2>&1; echo \"cpu-ticks $(cut -d' ' -f16,17 /proc/$$/stat)\"", $"rm -f {dir}/w"),
+                ("4K", $"dd if={SourceFile} of={dir}/w bs=4k count={small} 2>&1; rm -f {dir}/w", null),
+                ("1M+fdatasync", $"dd if={SourceFile} of={dir}/w bs=1M count={big} conv=fdatasync 2>&1; rm -f {dir}/w", null),
+                ("4K+fdatasync", $"dd if={SourceFile} of={dir}/w bs=4k count={small} conv=fdatasync 2>&1; rm -f {dir}/w", null),
             };
             var line = new StringBuilder($"  {variant,-13} round {round}:");
-            foreach (var (test, script) in tests)
+            foreach (var (test, script, cleanup) in tests)
             {
+                var servers = ServerPids(variant);
+                var before = servers.Select(ProcessTicks).ToArray();
+                var clock = Stopwatch.StartNew();
                 var text = Sh(node, script);
+                // Less what the servers spend anyway over that time (heartbeats, keepalives: measured idle in this phase).
+                var elapsed = clock.Elapsed.TotalSeconds;
+                var used = servers.Select((pid, i) =>
+                    Math.Max(0, ProcessTicks(pid) - before[i] - (long)Math.Round(elapsed * _idleTicksPerSecond.GetValueOrDefault(pid)))).ToArray();
+                var serverTicks = used.Sum();
+                if (cleanup != null) Sh(node, cleanup);
                 var m = Regex.Match(text, @"(\d+) bytes .* copied, ([\d.e+-]+) s");
                 if (!m.Success) throw new InvalidOperationException($"{variant} {test}: no dd result in: {text}");
                 var bytes = long.Parse(m.Groups[1].Value, Inv);
@@ -258,6 +274,16 @@ namespace ServiceKeeper.Bench
                 var mibs = bytes / 1048576.0 / seconds;
                 _results.Writes.Add(new RfsResults.Write(variant, test, round, bytes, seconds, mibs));
                 line.Append(string.Create(Inv, $" {test} {mibs:0} MiB/s;"));
+                if (Regex.Match(text, @"cpu-ticks (\d+) (\d+)") is { Success: true } cpu)
+                {
+                    var ddTicks = long.Parse(cpu.Groups[1].Value, Inv) + long.Parse(cpu.Groups[2].Value, Inv);
+                    var perGiB = (ddTicks + serverTicks) / (double)TicksPerSecond / (bytes / 1073741824.0);
+                    // The secondary's engine (n2, the last server of a ServiceKeeper variant) would run on the other machine.
+                    var secondaryTicks = variant.StartsWith("sk-", StringComparison.Ordinal) && used.Length == 2 ? used[1] : 0;
+                    _results.Cpus.Add(new RfsResults.Cpu(variant, test, round, bytes, ddTicks / (double)TicksPerSecond, serverTicks / (double)TicksPerSecond,
+                        secondaryTicks / (double)TicksPerSecond, perGiB));
+                    line.Append(string.Create(Inv, $" ({perGiB:0.00} CPU s/GiB, {(ddTicks + serverTicks - secondaryTicks) / (double)TicksPerSecond / (bytes / 1073741824.0):0.00} without the secondary);"));
+                }
                 if (module != null && test == "4K")
                 {
                     // The engine's own mean wait for the secondary's acknowledgement over the last seconds: the 4 KiB writes.
@@ -271,6 +297,85 @@ namespace ServiceKeeper.Bench
             _results.Fsyncs.Add(new RfsResults.Fsync(variant, round, lat));
             line.Append(string.Create(Inv, $" fsync median {RfsResults.Percentile(lat, 50):0} µs p99 {RfsResults.Percentile(lat, 99):0} µs"));
             _out.WriteLine(line.ToString());
+        }
+
+        // ------------------------------------------------------------------ CPU time
+
+        // USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on Linux x86-64).
+        private const int TicksPerSecond = 100;
+        private int[] _enginePids = [];
+
+        /// <summary>The processes that serve a variant's writes besides dd: the C passthrough, or both engines (primary and secondary).</summary>
+        private int[] ServerPids(string variant) => variant switch
+        {
+            "raw" => [],
+            "fuse-c" => [_passthrough!.Id],
+            _ => _enginePids,
+        };
+
+        private readonly Dictionary<int, double> _idleTicksPerSecond = new();
+
+        /// <summary>
+        /// Each server's CPU time per second with nothing written, in this phase's state (the passthrough and both engines
+        /// as they run in it), subtracted from each dd's figure: the least of four one-second samples, so that the work
+        /// right after a module start or stop (resync, journal, JIT) does not count as idle. Ticks are 10 ms.
+        /// </summary>
+        private void MeasureIdle(string phase)
+        {
+            var pids = (_passthrough != null ? new[] { _passthrough.Id } : []).Concat(_enginePids).ToArray();
+            var best = new double[pids.Length];
+            Array.Fill(best, double.MaxValue);
+            var samples = new List<double>();
+            for (int k = 0; k < 4; k++)
+            {
+                var before = pids.Select(ProcessTicks).ToArray();
+                var clock = Stopwatch.StartNew();
+                _ct.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+                _ct.ThrowIfCancellationRequested();
+                var seconds = clock.Elapsed.TotalSeconds;
+                double sum = 0;
+                for (int i = 0; i < pids.Length; i++)
+                {
+                    var rate = (ProcessTicks(pids[i]) - before[i]) / seconds;
+                    best[i] = Math.Min(best[i], rate);
+                    sum += rate;
+                }
+                samples.Add(sum / TicksPerSecond);
+            }
+            for (int i = 0; i < pids.Length; i++) _idleTicksPerSecond[pids[i]] = best[i];
+            var total = best.Sum() / TicksPerSecond;
+            _results.IdleCpu[phase] = total;
+            _out.WriteLine(string.Create(Inv, $"  idle CPU of the passthrough and both engines in phase {phase}: {total * 100:0.0}% of a core (least of {string.Join(", ", samples.Select(x => (x * 100).ToString("0", Inv) + "%"))})"));
+        }
+
+        /// <summary>Both engines' pids, found by their --home (the lab may start them through wrappers).</summary>
+        private int[] FindEnginePids() => Lab.Nodes.Select(n =>
+            Directory.EnumerateDirectories("/proc").Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0).Where(pid => pid > 0)
+                .FirstOrDefault(pid =>
+                {
+                    try
+                    {
+                        var args = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+                        return args.Contains("run") && args.SkipWhile(a => a != "--home").Skip(1).FirstOrDefault() == n.Home && !args[0].EndsWith("unshare", StringComparison.Ordinal)
+                            && File.ReadAllText($"/proc/{pid}/comm").Trim() == "servicekeeper";
+                    }
+                    catch (IOException) { return false; }
+                    catch (UnauthorizedAccessException) { return false; }
+                })).Where(pid => pid > 0).ToArray();
+
+        /// <summary>utime + stime of every thread of a process so far, in ticks; 0 once it is gone.</summary>
+        private static long ProcessTicks(int pid)
+        {
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // fields[0] is field 3 (state)
+                return long.Parse(fields[11], Inv) + long.Parse(fields[12], Inv);
+            }
+            catch (IOException)
+            {
+                return 0;
+            }
         }
 
         // ------------------------------------------------------------------ resync vs rsync

@@ -14,6 +14,13 @@ namespace ServiceKeeper.Bench
 
         public sealed record Fsync(string Variant, int Round, IReadOnlyList<double> Micros);
 
+        /// <summary>CPU time of one dd test: dd itself and the processes serving the file system, per GiB written.</summary>
+        public sealed record Cpu(string Variant, string Test, int Round, long Bytes, double DdSeconds, double ServerSeconds, double SecondarySeconds, double SecondsPerGiB)
+        {
+            /// <summary>What the writing machine itself spends per GiB: all but the secondary's engine.</summary>
+            public double PrimarySecondsPerGiB => (DdSeconds + ServerSeconds - SecondarySeconds) / (Bytes / 1073741824.0);
+        }
+
         public sealed record ResyncRound(int BlockKiB, int Round, int Blocks, long JournalDirty, double SkSeconds, string Method, long SkBytesSent,
             long SkBytesTotal, double RsyncSeconds, long RsyncSent, long RsyncReceived, long RsyncLiteral, long RsyncMatched, string Load)
         {
@@ -22,6 +29,9 @@ namespace ServiceKeeper.Bench
 
         public List<Write> Writes { get; } = new();
         public List<Fsync> Fsyncs { get; } = new();
+        public List<Cpu> Cpus { get; } = new();
+        /// <summary>Per phase: CPU seconds per second of the passthrough and both engines with nothing written.</summary>
+        public Dictionary<string, double> IdleCpu { get; } = new();
         public List<ResyncRound> Resyncs { get; } = new();
         public Dictionary<string, string> PhaseLoads { get; } = new();
         public Dictionary<string, string> Modes { get; } = new();
@@ -88,15 +98,23 @@ namespace ServiceKeeper.Bench
             sb.AppendLine();
             sb.AppendLine(string.Create(Inv, $"MiB/s, median of {_o.Rounds} rounds (the (b) row: of {_o.Rounds * 3}); fsync: {_o.FsyncCount} iterations of 4 KiB write + fsync per round, all rounds pooled."));
             sb.AppendLine();
-            sb.AppendLine("| variant | 1 MiB writes | 4 KiB writes | 1 MiB + fdatasync | 4 KiB + fdatasync | write+fsync median | write+fsync p99 | 1 MiB vs (b) |");
-            sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine("| variant | 1 MiB writes | 4 KiB writes | 1 MiB + fdatasync | 4 KiB + fdatasync | write+fsync median | write+fsync p99 | 1 MiB vs (b) | CPU s/GiB, 1 MiB writes |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var (id, label) in Variants)
             {
                 var cells = Tests.Select(t => _r.WriteMedian(id, t)).Select(v => double.IsNaN(v) ? "-" : v.ToString("0", Inv));
                 var lat = _r.FsyncAll(id).ToList();
                 sb.AppendLine(string.Create(Inv,
-                    $"| {label} | {string.Join(" | ", cells)} | {Us(RfsResults.Median(lat))} | {Us(RfsResults.Percentile(lat, 99))} | {Ratio(id, "1M") * 100:0}% |"));
+                    $"| {label} | {string.Join(" | ", cells)} | {Us(RfsResults.Median(lat))} | {Us(RfsResults.Percentile(lat, 99))} | {Ratio(id, "1M") * 100:0}% | {CpuCell(id)} |"));
             }
+            sb.AppendLine();
+            sb.AppendLine("CPU s/GiB: median over the rounds of (dd's user+system time + that of the processes serving the file system: the C passthrough for (b), " +
+                "both engines for (c)-(e)) / GiB written, from /proc (10 ms ticks). Kernel work done outside those processes (page cache writeback threads, " +
+                "network softirqs that run in other tasks) is not counted. With throughput limited by CPU, as on this shared 2-core machine, " +
+                "(b) CPU / (d) CPU bounds (d) / (b) throughput; on two machines the secondary's engine runs on the other one, and \"writing node\" " +
+                "(dd + the primary's engine) is what the writing machine would spend. The servers' idle cost (heartbeats, keepalives), measured (the least of four 1 s samples) " +
+                "at the start of each phase, is subtracted for the time of each dd: " +
+                string.Join(", ", _r.IdleCpu.Select(p => string.Create(Inv, $"{p.Key} {p.Value * 100:0.0}% of a core"))) + ".");
             sb.AppendLine();
             sb.AppendLine("Every round of every variant (MiB/s, 1 MiB / 4 KiB / 1 MiB+fdatasync / 4 KiB+fdatasync):");
             sb.AppendLine();
@@ -144,6 +162,14 @@ namespace ServiceKeeper.Bench
             var pairedB = RfsResults.Median(_r.Writes.Where(w => w.Variant == "fuse-c" && w.Test == "1M" && w.Round > _o.Rounds && w.Round <= 2 * _o.Rounds).Select(w => w.MiBps));
             var paired = _r.WriteMedian("sk-sync", "1M") / pairedB;
             sb.AppendLine(string.Create(Inv, $"| same, against the (b) rounds interleaved with (d) only | {paired * 100:0}% ({_r.WriteMedian("sk-sync", "1M"):0} vs {pairedB:0} MiB/s) | {Met(paired >= 0.7)} |"));
+            var cpuB = RfsResults.Median(_r.Cpus.Where(c => c.Variant == "fuse-c" && c.Test == "1M").Select(c => c.SecondsPerGiB));
+            var cpuD = _r.Cpus.Where(c => c.Variant == "sk-sync" && c.Test == "1M").ToList();
+            if (!double.IsNaN(cpuB) && cpuD.Count > 0)
+            {
+                var all = RfsResults.Median(cpuD.Select(c => c.SecondsPerGiB));
+                var writing = RfsResults.Median(cpuD.Select(c => c.PrimarySecondsPerGiB));
+                sb.AppendLine(string.Create(Inv, $"| (informative) (b) CPU / (d) CPU per GiB: the most (d) can reach where CPU limits, as here | {cpuB / all * 100:0}% ({cpuB:0.00} vs {all:0.00} CPU s/GiB); the writing node's share alone: {cpuB / writing * 100:0}% ({writing:0.00}) | - |"));
+            }
             var d1s = Ratio("sk-sync", "1M+fdatasync");
             sb.AppendLine(string.Create(Inv, $"| same with conv=fdatasync (informative) | {d1s * 100:0}% ({_r.WriteMedian("sk-sync", "1M+fdatasync"):0} vs {_r.WriteMedian("fuse-c", "1M+fdatasync"):0} MiB/s) | {Met(d1s >= 0.7)} |"));
             foreach (var g in _r.Resyncs.Where(x => x.BlockKiB > 0).GroupBy(x => x.BlockKiB).OrderBy(g => g.Key))
@@ -180,6 +206,18 @@ namespace ServiceKeeper.Bench
             static string Met(bool ok) => ok ? "yes" : "**no**";
         }
 
+        private string CpuCell(string variant)
+        {
+            var cpu = _r.Cpus.Where(c => c.Variant == variant && c.Test == "1M").ToList();
+            if (cpu.Count == 0) return "-";
+            var all = RfsResults.Median(cpu.Select(c => c.SecondsPerGiB));
+            var primary = RfsResults.Median(cpu.Select(c => c.PrimarySecondsPerGiB));
+            var dd = RfsResults.Median(cpu.Select(c => c.DdSeconds / (c.Bytes / 1073741824.0)));
+            return variant == "sk-sync" || variant == "sk-sync-disk"
+                ? string.Create(Inv, $"{all:0.00} (dd {dd:0.00}, writing node {primary:0.00})")
+                : string.Create(Inv, $"{all:0.00} (dd {dd:0.00})");
+        }
+
         private static string Us(double us) => double.IsNaN(us) ? "-" : us >= 10000 ? (us / 1000).ToString("0", Inv) + " ms" : us >= 1000 ? (us / 1000).ToString("0.0", Inv) + " ms" : us.ToString("0", Inv) + " µs";
 
         private static string Mib(double bytes) => bytes < 0 ? "?" : (bytes / 1048576.0).ToString("0.00", Inv) + " MiB";
@@ -189,6 +227,8 @@ namespace ServiceKeeper.Bench
             var sb = new StringBuilder("kind,variant,test,round,value,unit,detail\n");
             foreach (var w in _r.Writes)
                 sb.AppendLine(string.Create(Inv, $"write,{w.Variant},{w.Test},{w.Round},{w.MiBps:0.0},MiB/s,{w.Bytes} bytes in {w.Seconds:0.000} s"));
+            foreach (var c in _r.Cpus)
+                sb.AppendLine(string.Create(Inv, $"cpu,{c.Variant},{c.Test},{c.Round},{c.SecondsPerGiB:0.000},CPU s/GiB,dd {c.DdSeconds:0.00} s + servers {c.ServerSeconds:0.00} s (secondary {c.SecondarySeconds:0.00} s) for {c.Bytes} bytes"));
             foreach (var f in _r.Fsyncs)
                 sb.AppendLine(string.Create(Inv, $"fsync,{f.Variant},write4k+fsync,{f.Round},{RfsResults.Median(f.Micros):0.0},us median,p99 {RfsResults.Percentile(f.Micros, 99):0.0} us of {f.Micros.Count}"));
             foreach (var x in _r.Resyncs)

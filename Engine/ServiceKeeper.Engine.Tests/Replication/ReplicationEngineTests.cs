@@ -140,6 +140,30 @@ namespace ServiceKeeper.Engine.Tests.Replication
         }
 
         [LinuxDirectoryFact]
+        public async Task LargeWrite_SecondaryLostWhileItsPartsAreQueued_ReturnsAfterGoAlone_AndIsJournaledWhole()
+        {
+            // Its parts are sent from the caller's buffer: the write returns only once the lost connection dropped them.
+            await using var pair = ReplicationPair.Create(sendTimeout: TimeSpan.FromSeconds(1));
+            pair.WriteFile("f", 1 << 20, 5);
+            await pair.ConnectAsync();
+            using var hold = new ManualResetEventSlim(false);
+            pair.SecondaryApplier.Before = m => { if (m.Path == "f" && m.Op == FsOp.Write) hold.Wait(TimeSpan.FromSeconds(30)); return null; };
+            pair.Source.PeerFailed = reason => { pair.Source.GoAlone(); return Task.CompletedTask; };
+            var data = new byte[(8 << 20) + 3];
+            new Random(3).NextBytes(data);
+            var writes = Task.Run(() =>
+            {
+                // The first is held on the secondary; the next ones fill the socket buffers and stay queued.
+                for (int i = 0; i < 4; i++) Assert.Equal(0, pair.Do(new FsMutation { Op = FsOp.Write, Path = "f", Offset = (long)i * data.Length, Data = data }));
+            });
+            await writes.WaitAsync(TimeSpan.FromSeconds(60));
+            hold.Set();
+            var st = pair.Source.Status()[0];
+            Assert.Equal("alone", st.State);
+            Assert.True(st.BytesDirty >= 4L * data.Length, $"{st.BytesDirty} bytes dirty");
+        }
+
+        [LinuxDirectoryFact]
         public async Task Fence_WhileAWriteWaitsForTheSecondary_ItAndLaterWritesFailWithEio_AndAreJournaled()
         {
             // The node gives way (isolated) while a write waits for a secondary that no longer answers.

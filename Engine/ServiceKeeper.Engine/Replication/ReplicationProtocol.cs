@@ -28,6 +28,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading;
@@ -52,13 +53,19 @@ namespace ServiceKeeper.Engine.Replication
     /// <summary>Malformed or forged input from the peer: the connection is closed.</summary>
     internal sealed class ProtocolException(string message) : Exception(message);
 
-    /// <summary>Builds one outgoing frame in a pooled buffer laid out so the writer adds header and tag in place.</summary>
+    /// <summary>
+    /// Builds one outgoing frame in a pooled buffer laid out so the writer adds header and tag in place. A frame may end
+    /// with a <see cref="Tail"/>: payload bytes that stay where they are (a large write's data in libfuse's buffer), MACed
+    /// and sent from there; their owner waits for the frame's <see cref="Lease"/> before it lets them go.
+    /// </summary>
     internal sealed class OutFrame
     {
         internal const int CounterAt = 0, HeaderAt = 8, PayloadAt = 13, TagBytes = 16;
         public byte[] Buffer;
         public int Position = PayloadAt;
         public MsgType Type;
+        public ReadOnlyMemory<byte> Tail;
+        public TailLease? Lease;
 
         public OutFrame(MsgType type, int payloadHint)
         {
@@ -66,7 +73,7 @@ namespace ServiceKeeper.Engine.Replication
             Buffer = ArrayPool<byte>.Shared.Rent(PayloadAt + payloadHint + TagBytes);
         }
 
-        public int PayloadLength => Position - PayloadAt;
+        public int PayloadLength => Position - PayloadAt + Tail.Length;
         public int WireLength => 5 + PayloadLength + TagBytes;
 
         private Span<byte> Take(int n)
@@ -101,11 +108,54 @@ namespace ServiceKeeper.Engine.Replication
             Encoding.UTF8.GetBytes(v, Take(n));
         }
 
+        /// <summary>Sends <paramref name="tail"/> without copying it; it must stay valid until <paramref name="lease"/> is returned.</summary>
+        public void SetTail(ReadOnlyMemory<byte> tail, TailLease lease)
+        {
+            lease.Add();
+            Tail = tail;
+            Lease = lease;
+        }
+
+        /// <summary>Copies the tail into the buffer (for a sender that cannot MAC it in place) and returns its lease.</summary>
+        public void AbsorbTail()
+        {
+            if (Tail.IsEmpty) return;
+            var tail = Tail;
+            Tail = default;
+            Raw(tail.Span);
+            Interlocked.Exchange(ref Lease, null)?.Return();
+        }
+
         public void Release()
         {
             var b = Buffer;
             Buffer = Array.Empty<byte>();
             if (b.Length > 0) ArrayPool<byte>.Shared.Return(b);
+            Tail = default;
+            Interlocked.Exchange(ref Lease, null)?.Return();
+        }
+    }
+
+    /// <summary>Counts the queued frames whose tails point into one buffer; <see cref="Wait"/> returns once none is left.</summary>
+    internal sealed class TailLease
+    {
+        private readonly object _gate = new();
+        private int _outstanding;
+
+        public void Add() => Interlocked.Increment(ref _outstanding);
+
+        public void Return()
+        {
+            if (Interlocked.Decrement(ref _outstanding) == 0)
+                lock (_gate) Monitor.PulseAll(_gate);
+        }
+
+        /// <summary>Every frame was sent or dropped: the connection no longer reads the buffer.</summary>
+        public void Wait()
+        {
+            if (Volatile.Read(ref _outstanding) == 0) return;
+            lock (_gate)
+                while (Volatile.Read(ref _outstanding) > 0) Monitor.Wait(_gate);
         }
     }
 
@@ -160,6 +210,15 @@ namespace ServiceKeeper.Engine.Replication
             f.I64(m.Offset); f.I64(m.Length); f.U64(m.Rdev);
             f.I64(m.AtimeSeconds); f.I64(m.AtimeNanoseconds); f.I64(m.MtimeSeconds); f.I64(m.MtimeNanoseconds);
             f.Str(m.Path); f.Str(m.Target); f.Str(m.Name); f.Bytes(m.Data.Span);
+        }
+
+        /// <summary>WriteMutation up to the data's length: the caller sends the data itself as the frame's tail.</summary>
+        public static void WriteMutationHead(OutFrame f, FsMutation m)
+        {
+            f.U8((byte)m.Op); f.U32(m.Flags); f.U32(m.Mode); f.I32(m.Uid); f.I32(m.Gid);
+            f.I64(m.Offset); f.I64(m.Length); f.U64(m.Rdev);
+            f.I64(m.AtimeSeconds); f.I64(m.AtimeNanoseconds); f.I64(m.MtimeSeconds); f.I64(m.MtimeNanoseconds);
+            f.Str(m.Path); f.Str(m.Target); f.Str(m.Name); f.U32((uint)m.Data.Length);
         }
 
         public static int MutationSize(FsMutation m) => 1 + 4 * 5 + 8 * 7 + 6 + 8 * (m.Path.Length + (m.Target?.Length ?? 0) + (m.Name?.Length ?? 0)) / 2 + 4 + m.Data.Length;
@@ -310,7 +369,8 @@ namespace ServiceKeeper.Engine.Replication
 
     /// <summary>
     /// An authenticated connection: a writer thread that coalesces queued frames into large socket writes
-    /// (one gathered send of up to ~256 KiB), and a blocking frame reader for one reader thread.
+    /// (one gathered send of up to ~256 KiB), and a blocking frame reader for one reader thread. A frame with a tail
+    /// is MACed in pieces (StreamingFrameMac) and sent with writev from where its data lies.
     /// </summary>
     internal sealed class FrameConnection : IDisposable
     {
@@ -322,6 +382,7 @@ namespace ServiceKeeper.Engine.Replication
 
         private readonly Socket _socket;
         private readonly ChaCha20Poly1305 _sendMac, _receiveMac;
+        private readonly StreamingFrameMac? _tailMac;
         private readonly Queue<OutFrame> _queue = new();
         private readonly Thread _writer;
         private readonly Action<Exception?> _closed;
@@ -339,6 +400,7 @@ namespace ServiceKeeper.Engine.Replication
             _socket = socket;
             if (!ChaCha20Poly1305.IsSupported) throw new PlatformNotSupportedException("replication needs ChaCha20-Poly1305 (OpenSSL 1.1 or later)");
             _sendMac = new ChaCha20Poly1305(keys.send);
+            _tailMac = StreamingFrameMac.TryCreate(keys.send);
             _receiveMac = new ChaCha20Poly1305(keys.receive);
             _closed = closed;
             _socket.NoDelay = true;
@@ -411,6 +473,8 @@ namespace ServiceKeeper.Engine.Replication
         {
             public readonly List<OutFrame> Batch = new();
             public readonly List<ArraySegment<byte>> Segments = new();
+            /// <summary>What a batch with tails sends, in order (Segments otherwise).</summary>
+            public readonly List<ReadOnlyMemory<byte>> Pieces = new();
             public readonly byte[] Nonce = new byte[12];
 
             public void ReleaseAll()
@@ -418,6 +482,7 @@ namespace ServiceKeeper.Engine.Replication
                 foreach (var f in Batch) f.Release();
                 Batch.Clear();
                 Segments.Clear();
+                Pieces.Clear();
             }
         }
 
@@ -445,6 +510,12 @@ namespace ServiceKeeper.Engine.Replication
                     }
                     _queuedBytes -= bytes;
                 }
+                bool tails = false;
+                foreach (var f in w.Batch)
+                {
+                    if (_tailMac == null) f.AbsorbTail();
+                    tails |= !f.Tail.IsEmpty;
+                }
                 foreach (var f in w.Batch)
                 {
                     var b = f.Buffer;
@@ -453,10 +524,22 @@ namespace ServiceKeeper.Engine.Replication
                     BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(OutFrame.HeaderAt), n);
                     b[OutFrame.HeaderAt + 4] = (byte)f.Type;
                     b.AsSpan(OutFrame.CounterAt, 8).CopyTo(w.Nonce);
-                    _sendMac.Encrypt(w.Nonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, b.AsSpan(OutFrame.PayloadAt + n, OutFrame.TagBytes), b.AsSpan(0, OutFrame.PayloadAt + n));
-                    w.Segments.Add(new ArraySegment<byte>(b, OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
+                    if (f.Tail.IsEmpty)
+                    {
+                        _sendMac.Encrypt(w.Nonce, ReadOnlySpan<byte>.Empty, Span<byte>.Empty, b.AsSpan(OutFrame.PayloadAt + n, OutFrame.TagBytes), b.AsSpan(0, OutFrame.PayloadAt + n));
+                        if (tails) w.Pieces.Add(b.AsMemory(OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
+                        else w.Segments.Add(new ArraySegment<byte>(b, OutFrame.HeaderAt, 5 + n + OutFrame.TagBytes));
+                        continue;
+                    }
+                    // Header and payload start in the buffer, the tail follows where it is, the tag goes after the start.
+                    int head = f.Position;
+                    _tailMac!.Tag(w.Nonce, b.AsSpan(0, head), f.Tail.Span, b.AsSpan(head, OutFrame.TagBytes));
+                    w.Pieces.Add(b.AsMemory(OutFrame.HeaderAt, head - OutFrame.HeaderAt));
+                    w.Pieces.Add(f.Tail);
+                    w.Pieces.Add(b.AsMemory(head, OutFrame.TagBytes));
                 }
-                SendAll(w.Segments, bytes);
+                if (tails) SendPieces(w.Pieces, bytes);
+                else SendAll(w.Segments, bytes);
                 Interlocked.Add(ref BytesSent, bytes);
                 w.ReleaseAll();
             }
@@ -500,6 +583,51 @@ namespace ServiceKeeper.Engine.Replication
                 var rest = s.AsSpan((int)sent);
                 sent = 0;
                 while (rest.Length > 0) rest = rest[_socket.Send(rest)..];
+            }
+        }
+
+        /// <summary>Gathered write of pieces that need not be managed arrays (frame tails); the socket is a blocking one.</summary>
+        private unsafe void SendPieces(List<ReadOnlyMemory<byte>> pieces, long total)
+        {
+            var pins = new System.Buffers.MemoryHandle[pieces.Count];
+            var iov = new Fuse.IoVec[pieces.Count];
+            var handle = _socket.SafeHandle;
+            bool added = false;
+            try
+            {
+                handle.DangerousAddRef(ref added);
+                int fd = (int)handle.DangerousGetHandle();
+                for (int i = 0; i < pieces.Count; i++)
+                {
+                    pins[i] = pieces[i].Pin();
+                    iov[i] = new Fuse.IoVec { Base = (byte*)pins[i].Pointer, Length = (nuint)pieces[i].Length };
+                }
+                fixed (Fuse.IoVec* v = iov)
+                {
+                    int first = 0;
+                    while (total > 0)
+                    {
+                        nint n = Fuse.LibC.Writev(fd, v + first, Math.Min(iov.Length - first, 1024));
+                        if (n < 0)
+                        {
+                            int errno = Marshal.GetLastPInvokeError();
+                            if (errno == 4) continue; // EINTR
+                            if (errno == Fuse.LibC.EAGAIN) { _socket.Poll(-1, SelectMode.SelectWrite); continue; }
+                            throw new IOException($"sending on the replication connection failed: {Marshal.GetPInvokeErrorMessage(errno)}");
+                        }
+                        total -= n;
+                        while (n > 0)
+                        {
+                            if ((nuint)n >= v[first].Length) { n -= (nint)v[first].Length; first++; }
+                            else { v[first].Base += n; v[first].Length -= (nuint)n; n = 0; }
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                foreach (var p in pins) p.Dispose();
+                if (added) handle.DangerousRelease();
             }
         }
 
@@ -571,6 +699,8 @@ namespace ServiceKeeper.Engine.Replication
             }
             try { _socket.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
             _socket.Close();
+            // A sender still inside Tag keeps the context alive until it returns (a SafeHandle); the next Tag throws ObjectDisposedException.
+            _tailMac?.Dispose();
             if (Interlocked.Exchange(ref _closedOnce, 1) == 0) _closed(error);
         }
 

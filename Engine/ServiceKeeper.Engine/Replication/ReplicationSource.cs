@@ -81,6 +81,8 @@ namespace ServiceKeeper.Engine.Replication
             public Pending[]? Parts;
             /// <summary>The connection a live write was queued on: Complete sends what is still queued itself.</summary>
             public FrameConnection? Connection;
+            /// <summary>The parts of a large write sent from the application's buffer: Complete returns once none is queued.</summary>
+            public TailLease? Lease;
         }
 
         private readonly record struct LockSet(TreeState Tree, int Namespace, int Stripe1, int Stripe2);
@@ -283,42 +285,59 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>
-        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: the writer
-        /// MACs and sends the first while the next is queued, the secondary verifies and applies it while the rest is
-        /// on the way (one 1 MiB frame serialises MAC, transfer, MAC check and pwrite). The ticket is the last part;
+        /// A large write goes as consecutive frames of PartBytes, each its own mutation on the secondary: the writer MACs
+        /// and sends one while the next is on its way, and the secondary verifies and applies it while the rest is
+        /// arriving (one 1 MiB frame serialises MAC, transfer, MAC check and pwrite). The ticket is the last part;
         /// acknowledgements are cumulative, so when it is done every part is, and Complete checks each part's result.
+        /// The parts are not copied: each frame's data is its slice of the application's buffer (libfuse's), MACed and
+        /// sent from there, and Complete does not return while a frame still points into it (sent, or dropped with the
+        /// connection). Should the secondary be lost between two parts, GoAlone journals the parts already queued and
+        /// this write is journaled whole.
         /// </summary>
         private MutationTicket BeginParts(TreeState t, FsMutation m, LockSet locks)
         {
             int n = (m.Data.Length + PartBytes - 1) / PartBytes;
-            var frames = new OutFrame[n];
             var parts = new Pending[n];
             for (int i = 0; i < n; i++)
             {
                 int at = i * PartBytes, len = Math.Min(PartBytes, m.Data.Length - at);
-                var part = new FsMutation { Op = FsOp.Write, Path = m.Path, Offset = m.Offset + at, Data = m.Data.Slice(at, len), Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid };
-                var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(part) + 16);
-                f.U16((ushort)t.Index);
-                MessageCodec.WriteMutation(f, part);
-                frames[i] = f;
                 parts[i] = new Pending
                 {
-                    Kind = PendingKind.Live, Tree = t, Op = FsOp.Write, Path = m.Path, Offset = part.Offset, Length = len, Flags = m.Flags, Bytes = len,
+                    Kind = PendingKind.Live, Tree = t, Op = FsOp.Write, Path = m.Path, Offset = m.Offset + at, Length = len, Flags = m.Flags, Bytes = len,
                 };
             }
             var last = parts[n - 1];
             last.Locks = locks;
             last.Parts = parts;
-            lock (_gate)
+            var lease = last.Lease = new TailLease();
+            for (int i = 0; i < n; i++)
             {
-                if (_state == SourceState.Alone)
+                int at = i * PartBytes;
+                var part = new FsMutation { Op = FsOp.Write, Path = m.Path, Offset = parts[i].Offset, Data = m.Data.Slice(at, (int)parts[i].Length), Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid };
+                var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(part) - part.Data.Length + 16);
+                f.U16((ushort)t.Index);
+                MessageCodec.WriteMutationHead(f, part);
+                f.SetTail(part.Data, lease);
+                bool alone = false;
+                lock (_gate)
                 {
-                    foreach (var f in frames) f.Release();
-                    t.Journal.Mark(m);
+                    if (_state == SourceState.Alone)
+                    {
+                        f.Release();
+                        t.Journal.Mark(m);
+                        alone = true;
+                    }
+                    else
+                    {
+                        EnqueueLocked(f, parts[i]);
+                        if (i == n - 1) last.Connection = _session?.Connection;
+                    }
+                }
+                if (alone)
+                {
+                    lease.Wait(); // parts queued before: dropped with the connection GoAlone closed
                     return new MutationTicket(0, new LocalTicket(locks, _fenced));
                 }
-                for (int i = 0; i < n; i++) EnqueueLocked(frames[i], parts[i]);
-                last.Connection = _session?.Connection;
             }
             return new MutationTicket(last.Seq, last);
         }
@@ -339,10 +358,11 @@ namespace ServiceKeeper.Engine.Replication
             // A large write was handed to the writer thread to go out while we wrote locally; if that thread has not
             // got a core yet (a loaded machine), this one sends the rest itself rather than wait for it.
             p.Connection?.Flush();
+            bool failed;
             lock (_gate)
             {
                 while (!p.Done) Monitor.Wait(_gate);
-                bool failed = p.Failed; // fenced while it waited
+                failed = p.Failed; // fenced while it waited
                 if (p.Parts != null)
                 {
                     foreach (var part in p.Parts)
@@ -352,9 +372,11 @@ namespace ServiceKeeper.Engine.Replication
                     }
                 }
                 else if (p.Acked && p.RemoteResult != localResult) Diverged(p, localResult);
-                if (failed) return -Fuse.LibC.EIO;
             }
-            return localResult;
+            // The application's buffer is its own again once no queued frame points into it (at once after an
+            // acknowledgement, soon after a lost connection dropped its queue).
+            p.Lease?.Wait();
+            return failed ? -Fuse.LibC.EIO : localResult;
         }
 
         /// <summary>The secondary's result differs from ours: remember the file for resync (caller holds _gate).</summary>

@@ -87,11 +87,7 @@ namespace ServiceKeeper.Engine.Replication
             FrameConnection conn;
             try
             {
-                using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
-                {
-                    timeout.CancelAfter(_options.HandshakeTimeout);
-                    await socket.ConnectAsync(primary, timeout.Token).ConfigureAwait(false);
-                }
+                await ConnectBlockingAsync(socket, primary, _options.HandshakeTimeout, ct).ConfigureAwait(false);
                 var keys = await Task.Run(() => Handshake.Connect(socket, _options.ClusterKey, _options.Module, _options.HandshakeTimeout), ct).ConfigureAwait(false);
                 var inSync = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -123,6 +119,29 @@ namespace ServiceKeeper.Engine.Replication
                 socket.Close();
                 throw;
             }
+        }
+
+        /// <summary>
+        /// Connects with a blocking connect() on a pool thread. Not ConnectAsync: on Linux a socket that made one
+        /// asynchronous call stays non-blocking, and .NET then emulates every later blocking Receive and Send through
+        /// its epoll thread and the thread pool; on the apply thread that was two extra wake-ups per read and spinning
+        /// pool threads, on the cores the writes need. A timeout or <paramref name="ct"/> closes the socket, which
+        /// aborts the connect; the timeout ends in an OperationCanceledException, as ConnectAsync's did.
+        /// </summary>
+        private static async Task ConnectBlockingAsync(Socket socket, EndPoint primary, TimeSpan timeout, CancellationToken ct)
+        {
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            limit.CancelAfter(timeout);
+            try
+            {
+                using (limit.Token.Register(socket.Dispose))
+                    await Task.Run(() => socket.Connect(primary), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (limit.IsCancellationRequested && e is SocketException or ObjectDisposedException)
+            {
+                throw new OperationCanceledException(limit.Token);
+            }
+            limit.Token.ThrowIfCancellationRequested();
         }
 
         private void SendRequest(FrameConnection conn, bool full)
