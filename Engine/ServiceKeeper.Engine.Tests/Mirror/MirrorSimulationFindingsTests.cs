@@ -46,6 +46,17 @@ namespace ServiceKeeper.Engine.Tests.Mirror
 
         private static bool Runs(IEnumerable<MirrorAction> actions, Procedure p) => actions.Any(a => a is RunProcedure r && r.Procedure == p);
 
+        /// <summary>n1 PRIM and n2 its ready secondary, started as a pair with a witness; n2's view as n1 last heard it.</summary>
+        private static (MirrorStateMachine Primary, PeerView Secondary) PrimaryWithReadySecondary()
+        {
+            var pair = new MirrorPair(witness: true);
+            pair.StartBoth();
+            return (pair["n1"].Machine, pair["n2"].Machine.View);
+        }
+
+        private static readonly ResourceChanged ApplicationDied =
+            new("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died");
+
         [Fact]
         public void WaitingForThePeerToServe_ThePeerIsMadeSecondaryByTheAdmin_ThisNodeServes()
         {
@@ -96,10 +107,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         {
             // sim seed 10265: n2's incoming port was cut as n1 handed over; n2 lost n1, found no witness and waited
             // (isolated). n1, still hearing n2, waited as SECOND (handing over) until the end of the run.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
-            var secondary = pair["n2"].Machine.View;
+            var (n1, secondary) = PrimaryWithReadySecondary();
             n1.Handle(new SwapCommand());
             n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
             Assert.True(n1.HandOver);
@@ -116,10 +124,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         [Fact]
         public void Swap_ThePeerStillSecondReady_TheOldPrimaryKeepsHandingOver()
         {
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
-            var secondary = pair["n2"].Machine.View;
+            var (n1, secondary) = PrimaryWithReadySecondary();
             n1.Handle(new SwapCommand());
             n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
 
@@ -295,7 +300,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // nothing replicated); replication then resumed on the same generation and n2 lacked a write it later served without.
             var m = ServingAlone();
             var generation = m.Disk.Generation!;
-            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            m.Handle(ApplicationDied);
             Assert.Equal(Procedure.StopApplication, m.RunningProcedure);
             m.Handle(new PeerHeard(Peer(MirrorStateName.Second, true, m.Disk with { UpToDate = false, LastPrimary = "n1" })));
 
@@ -344,7 +349,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seed 5447: the admin stopped the module while the application stopped for an errd restart; it was started
             // again first, on a copy that lacked writes the other node had acknowledged.
             var m = ServingAlone();
-            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            m.Handle(ApplicationDied);
             m.Handle(new StopCommand());
 
             var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
@@ -378,7 +383,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seed 12430: prim -Force on n2 while n1 served out of its sight; n1's application restarted (errd) while n2,
             // now in view, served its authoritative data; n1 started again without n2's writes.
             var m = ServingAlone();
-            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            m.Handle(ApplicationDied);
             var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
             m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, forced)));
 
@@ -396,9 +401,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seed 4199: replication broke while the swap stopped the application; the swap was abandoned and the writes the
             // machine held (n2, still a ready secondary of g1, could take over) were released as the application started again.
             // n1 was cut off: it acknowledged writes before its witness probe failed, and n2 took over without them.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
+            var (n1, _) = PrimaryWithReadySecondary();
             n1.Handle(new SwapCommand());
             n1.Handle(new ReplicationLost("send timeout"));
 
@@ -419,10 +422,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         {
             // sim seeds 5240, 4199: start_prim ran for seconds after the peer was lost; the witness was probed only then, while
             // the peer, told by the witness, had taken over: both served. The probe runs beside start_prim now.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
-            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            var (n1, _) = PrimaryWithReadySecondary();
+            n1.Handle(ApplicationDied);
             n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
             Assert.Equal(Procedure.StartApplication, n1.RunningProcedure);
 
@@ -442,10 +443,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         [Fact]
         public void PeerLostWhileTheApplicationStarts_AWitnessAnswers_TheNodeServesAndProbesAsBefore()
         {
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
-            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            var (n1, _) = PrimaryWithReadySecondary();
+            n1.Handle(ApplicationDied);
             n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
             n1.Handle(new PeerLost());
 
@@ -480,9 +479,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         {
             // sim seed 1502: n1 handed over (swap) and waited for n2 to serve; prim on n1 made it serve too, and n2, hearing the
             // hand-over late, took over as well.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
+            var (n1, _) = PrimaryWithReadySecondary();
             n1.Handle(new SwapCommand());
             n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
             Assert.True(n1.HandOver);
@@ -500,11 +497,9 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seed 15161: replication broke while the application restarted here (writes held on a fresh generation); n2 lost
             // n1 and took over from the parent. n1 saw n2 serve "diverged" data once started and, as the initial primary, kept
             // serving: both served, and n1 later started again without what n2 had acknowledged.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
+            var (n1, _) = PrimaryWithReadySecondary();
             var parent = n1.Disk.Generation;
-            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            n1.Handle(ApplicationDied);
             n1.Handle(new ReplicationLost("connection broken"));
             n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
             var held = n1.Disk.Generation;
@@ -526,10 +521,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seeds 37804, 49710: the isolated primary's machine stalled on its disk while its probe ran; it gave way seconds
             // after the peer took over. The probe of a serving node now asks the host to remove the virtual IPs when no witness
             // answers (giveWay), and the node then gives way whatever it heard meanwhile.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
-            var secondary = pair["n2"].Machine.View;
+            var (n1, secondary) = PrimaryWithReadySecondary();
 
             var probe = n1.Handle(new PeerLost()).OfType<RunProcedure>().Single();
             Assert.Equal(Procedure.ProbeWitness, probe.Procedure);
@@ -545,10 +537,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         {
             // sim seed 54541: a lossy link: the secondary found the loss a second before the primary, whose probe was still
             // running when the secondary's LostPeer got through; it gave way only when the probe ended, after the takeover.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
-            var secondary = pair["n2"].Machine.View;
+            var (n1, secondary) = PrimaryWithReadySecondary();
             n1.Handle(new PeerLost());
             Assert.Equal(Procedure.ProbeWitness, n1.RunningProcedure);
 
@@ -577,11 +566,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         {
             // sim seed 24912: n2 lost n1 (one-way cut) while n1's application restarted; n1 started it again and served beside
             // n2, which took over.
-            var pair = new MirrorPair(witness: true);
-            pair.StartBoth();
-            var n1 = pair["n1"].Machine;
-            var secondary = pair["n2"].Machine.View;
-            n1.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            var (n1, secondary) = PrimaryWithReadySecondary();
+            n1.Handle(ApplicationDied);
             n1.Handle(new PeerHeard(secondary with { Ready = false, LostPeer = true }));
 
             var stopped = n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
@@ -605,7 +591,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
             m.Handle(new ProcedureDone(Procedure.StartApplication, true));
             Assert.True(m.State == MirrorStateName.Alone && m.Ready && m.Peer == null, m.State + " " + m.Reason);
-            m.Handle(new ResourceChanged("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died"));
+            m.Handle(ApplicationDied);
             Assert.True(Runs(m.Handle(new ProcedureDone(Procedure.StopApplication, true)), Procedure.ProbeWitness));
             var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
             m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, forced)));

@@ -599,14 +599,22 @@ namespace ServiceKeeper.Engine.Mirror
             peer.IsServing && HeldGenerationAsParent() is { } parent
             && Relate(parent.Generation, parent.History, peer.Generation, peer.History) == DataRelation.Behind;
 
+        /// <summary>This node stops serving because the peer serves or may take over: its copy is no longer the up-to-date one, a
+        /// fresh generation it held writes on goes back to its parent (RememberUnusedGeneration), and the writes waiting for a
+        /// secondary that no longer answers fail (they were never acknowledged).</summary>
+        private void GiveUpServing()
+        {
+            RememberUnusedGeneration();
+            Disk = Disk with { UpToDate = false };
+            Emit(new PersistAction(Disk));
+            if (_replicationBroken) Emit(new FenceWrites());
+        }
+
         /// <summary>The peer reports that it lost this node and is deciding to take over: it must not find this node serving.</summary>
         private void StepDown()
         {
             Log($"{_s.PeerNode} no longer hears this node and may take over: stopping the application here");
-            RememberUnusedGeneration();
-            Disk = Disk with { UpToDate = false };
-            Emit(new PersistAction(Disk));
-            if (_replicationBroken) Emit(new FenceWrites()); // the writes waiting for the lost secondary fail: the application stops now
+            GiveUpServing();
             Emit(new SetPrimaryCheckers(false));
             _steppingDown = true;
             Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it"), giveWay: true);
@@ -1195,10 +1203,7 @@ namespace ServiceKeeper.Engine.Mirror
             if (Peer is { State: MirrorStateName.Second, LostPeer: true } lost && (lost.Generation == Disk.Generation || _holdingWrites))
             {
                 Log($"{_s.PeerNode} no longer hears this node and may take over: the application is not started again here");
-                RememberUnusedGeneration();
-                Disk = Disk with { UpToDate = false };
-                Emit(new PersistAction(Disk));
-                if (_replicationBroken) Emit(new FenceWrites());
+                GiveUpServing();
                 StopReplicating();
                 Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} lost this node's heartbeats and may take over; waiting for it");
                 return;
@@ -1284,10 +1289,7 @@ namespace ServiceKeeper.Engine.Mirror
                                            || (taking.State == MirrorStateName.Second && taking.LostPeer)))
                 {
                     Log($"{_s.PeerNode} took over while the application started here: giving way");
-                    RememberUnusedGeneration();
-                    if (_replicationBroken) Emit(new FenceWrites());
-                    Disk = Disk with { UpToDate = false };
-                    Emit(new PersistAction(Disk));
+                    GiveUpServing();
                     Unserve(() => Enter(MirrorStateName.Wait, false, $"{_s.PeerNode} took over while the application started here; waiting for it"), giveWay: true);
                     return;
                 }
