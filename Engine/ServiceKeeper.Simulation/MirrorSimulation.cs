@@ -451,13 +451,13 @@ namespace ServiceKeeper.Simulation
             {
                 n.IsolatedAtLoss = false;
                 n.AtLoss = null;
-                AfterLocal(n, Ms(1, 5), () => { if (current()) tell(false); });
+                AfterLocal(n, Ms(1, 5), () => { if (!current()) return; Withdraw(n); tell(false); });
                 return;
             }
             if (n.AtLoss is { } early)
             {
                 n.AtLoss = null;
-                if (early.Answer is { } known) AfterLocal(n, Ms(1, 5), () => { if (current()) tell(known); });
+                if (early.Answer is { } known) AfterLocal(n, Ms(1, 5), () => { if (!current()) return; if (!known) Withdraw(n); tell(known); });
                 else early.Waiters.Add(answered => { n.IsolatedAtLoss = false; if (current()) tell(answered); });
                 return;
             }

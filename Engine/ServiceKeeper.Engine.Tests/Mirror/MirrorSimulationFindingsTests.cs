@@ -602,5 +602,24 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.Contains(answered, a => a is LogAction l && l.Text.Contains("split brain", StringComparison.Ordinal));
             Assert.Contains(answered, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: true }); // the authoritative data wins
         }
+        [Fact]
+        public void PeerLostWhileTheAbandonedSwapStopped_TheRestartAsksTheWitnessBesideStartPrim()
+        {
+            // sim seed 34423: the peer was lost while the swap stopped the application; the swap was abandoned and the application
+            // started again with the loss still pending, so no witness was asked until start_prim ended; the peer, told by the
+            // witness, had taken over meanwhile.
+            var (n1, _) = PrimaryWithReadySecondary();
+            n1.Handle(new SwapCommand());
+            n1.Handle(new ReplicationLost("send timeout"));
+            Assert.Empty(n1.Handle(new PeerLost()).OfType<ProbeWitnessAside>());
+
+            var abandoned = n1.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.True(Runs(abandoned, Procedure.StartApplication), string.Join(", ", abandoned));
+            Assert.Contains(abandoned, a => a is ProbeWitnessAside);
+            n1.Handle(new WitnessProbed(false));
+            var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
+            Assert.True(started.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
+        }
     }
 }

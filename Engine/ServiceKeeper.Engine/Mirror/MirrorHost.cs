@@ -431,34 +431,36 @@ namespace ServiceKeeper.Engine.Mirror
 
         private async Task<bool> ProbeWitnessAsync(bool giveWay, CancellationToken ct, int pings = MirrorSettings.WitnessPings)
         {
-            if (giveWay)
-            {
-                Task<bool>? early;
-                lock (_lossGate)
-                {
-                    early = _lossProbe;
-                    _lossProbe = null;
-                    if (early is not { IsCompleted: false } && _isolatedAtLoss)
-                    {
-                        _isolatedAtLoss = false;
-                        return false; // the virtual IPs went when the peer was lost: this node gives way
-                    }
-                }
-                if (early != null)
-                {
-                    var atLoss = await early;
-                    if (!atLoss) lock (_lossGate) _isolatedAtLoss = false;
-                    return atLoss;
-                }
-            }
-            var reachable = await ProbeWitnessesAsync(pings, ct);
+            var reachable = giveWay && TakeLossProbe() is { } atLoss ? await atLoss : await ProbeWitnessesAsync(pings, ct);
             ModuleLog("module", reachable ? "a witness answers" : "no witness answers");
             if (!reachable && giveWay)
             {
+                // Again when the probe at the loss did it already: a StartApplication since may have added them back.
                 Volatile.Write(ref _vipsWithdrawn, true);
                 await RemoveVirtualIpsAsync(ct);
             }
             return reachable;
+        }
+
+        /// <summary>The answer of the probe made when the peer was lost, if it is still to be used (it is used once).</summary>
+        private Task<bool>? TakeLossProbe()
+        {
+            lock (_lossGate)
+            {
+                var early = _lossProbe;
+                _lossProbe = null;
+                if (early is not { IsCompleted: false } && _isolatedAtLoss)
+                {
+                    _isolatedAtLoss = false;
+                    return Task.FromResult(false); // the virtual IPs went when the peer was lost: this node gives way
+                }
+                if (early == null) return null;
+                return early.ContinueWith(t =>
+                {
+                    if (!t.Result) lock (_lossGate) _isolatedAtLoss = false;
+                    return t.Result;
+                }, TaskScheduler.Default);
+            }
         }
 
         private async Task<bool> ProbeWitnessesAsync(int pings, CancellationToken ct)

@@ -1314,6 +1314,13 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(peerIsSecond ? MirrorStateName.Prim : MirrorStateName.Alone, true, null);
                 React();
             });
+            // sim seed 34423: the peer was lost before the application began to start (the swap it abandons was stopping it):
+            // the witness is asked now, beside start_prim, as for a loss during it.
+            if (_pendingPeerLost && HasWitness)
+            {
+                _probingAside = true;
+                Emit(new ProbeWitnessAside());
+            }
         }
 
         /// <param name="giveWay">the other node serves or may take over: clients must leave this node before stop_prim runs
