@@ -5,6 +5,7 @@ using System;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
+using System.Threading;
 using System.Threading.Tasks;
 using ServiceKeeper.Engine.Configuration;
 using Xunit;
@@ -41,7 +42,10 @@ namespace ServiceKeeper.Engine.Tests.Replication
                 $"{perWriter * writers / writeSize / sw.Elapsed.TotalSeconds:0} writes/s, ack {st.AckMilliseconds:0.000} ms";
             output.WriteLine(line);
             File.AppendAllText(Path.Combine(Path.GetTempPath(), "skrepl-throughput.txt"), DateTime.UtcNow.ToString("u") + " " + line + "\n");
-            Assert.Equal(0, st.OperationsPending);
+            // Every write returned once acknowledged; a keepalive queued while the last ones waited over a second for the
+            // secondary's fsync (a loaded disk) is acknowledged just after them (failed once in CI: 1 pending).
+            Assert.True(SpinWait.SpinUntil(() => pair.Source.Status()[0].OperationsPending == 0, TimeSpan.FromSeconds(10)),
+                $"still pending: {pair.Source.Status()[0].OperationsPending}");
             Assert.True(mbs > 1, line);
         }
     }
