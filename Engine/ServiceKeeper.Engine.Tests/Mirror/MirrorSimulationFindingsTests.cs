@@ -245,13 +245,15 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.Contains("not up to date", restarted.Reason);
         }
             /// <summary>n1 serving alone (no peer seen, no witness): a new generation after g1.</summary>
-        private MirrorStateMachine ServingAlone()
+        /// <summary>n1 started without finding its peer and serves alone (with a witness: one answered its probe).</summary>
+        private MirrorStateMachine ServingAlone(bool witness = false)
         {
-            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true));
+            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true), witness: witness);
             m.Handle(new StartCommand());
             m.Handle(new ProcedureDone(Procedure.Prestart, true));
             _time.Advance(TimeSpan.FromSeconds(4));
             m.Handle(new Tick());
+            if (witness) m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
             m.Handle(new ProcedureDone(Procedure.StartApplication, true));
             Assert.True(m.State == MirrorStateName.Alone && m.Ready, m.State + " " + m.Reason);
             return m;
@@ -583,14 +585,8 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seed 18004: the peer was lost while the application stopped for a restart; during the witness probe it was
             // heard again, serving data made authoritative by prim -Force; the answer "a witness answers" started the
             // application here anyway.
-            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true), witness: true);
-            m.Handle(new StartCommand());
-            m.Handle(new ProcedureDone(Procedure.Prestart, true));
-            _time.Advance(TimeSpan.FromSeconds(4));
-            m.Handle(new Tick());
-            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
-            m.Handle(new ProcedureDone(Procedure.StartApplication, true));
-            Assert.True(m.State == MirrorStateName.Alone && m.Ready && m.Peer == null, m.State + " " + m.Reason);
+            var m = ServingAlone(witness: true);
+            Assert.Null(m.Peer);
             m.Handle(ApplicationDied);
             Assert.True(Runs(m.Handle(new ProcedureDone(Procedure.StopApplication, true)), Procedure.ProbeWitness));
             var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");

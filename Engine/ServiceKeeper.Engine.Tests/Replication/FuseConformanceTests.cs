@@ -84,8 +84,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
             Assert.Equal("a", File.ReadAllText(t["d"]));
             Assert.True(Directory.Exists(t["c"]));
             Assert.Empty(sink.Disagreements);
-            TreeImage.AssertSame(TreeImage.Read(t.Real), TreeImage.Read(t.Copy!), Array.Empty<string>());
-            Assert.Equal(0, t.Mount.Statistics.Failures);
+            t.AssertCopyIdenticalAndNoFailure();
         }
 
         [FuseFact]
@@ -133,8 +132,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
             Assert.Equal(1000 + data.Length, copied.Length);
             Assert.Equal(data, copied.AsSpan(1000).ToArray());
             Assert.Empty(sink.Disagreements);
-            TreeImage.AssertSame(TreeImage.Read(t.Real), TreeImage.Read(t.Copy!), Array.Empty<string>());
-            Assert.Equal(0, t.Mount.Statistics.Failures);
+            t.AssertCopyIdenticalAndNoFailure();
         }
 
         [FuseFact]

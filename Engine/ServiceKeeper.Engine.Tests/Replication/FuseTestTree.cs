@@ -56,6 +56,13 @@ namespace ServiceKeeper.Engine.Tests.Replication
 
         public string this[string relative] => Path.Combine(Root, relative);
 
+        /// <summary>The copy holds what the real tree holds, and the mount reported no failed operation.</summary>
+        public void AssertCopyIdenticalAndNoFailure()
+        {
+            TreeImage.AssertSame(TreeImage.Read(Real), TreeImage.Read(Copy!), Array.Empty<string>());
+            Xunit.Assert.Equal(0, Mount.Statistics.Failures);
+        }
+
         public void Dispose()
         {
             Mount?.Dispose();

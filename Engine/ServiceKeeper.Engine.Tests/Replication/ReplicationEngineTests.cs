@@ -22,6 +22,18 @@ namespace ServiceKeeper.Engine.Tests.Replication
         private static string Show(List<ReplicationDifference> d) =>
             string.Join("\n", d.Take(20).Select(x => $"{x.Kind} {x.Path}: {x.Primary} / {x.Secondary}"));
 
+        /// <summary>Reconnects, waits for the copies to be identical, checks the resync's method; its record and the bytes the
+        /// secondary wrote meanwhile.</summary>
+        private static async Task<(ResyncProgress Last, long Sent)> ReconnectAndResyncAsync(ReplicationPair pair, string method)
+        {
+            long before = pair.SecondaryApplier.WriteBytes;
+            await pair.ConnectAsync();
+            AssertIdentical(pair);
+            var last = pair.Source.Status()[0].LastResync!;
+            Assert.Equal(method, last.Method);
+            return (last, pair.SecondaryApplier.WriteBytes - before);
+        }
+
         private static void AssertIdentical(ReplicationPair pair)
         {
             var diff = pair.Diff();
@@ -200,12 +212,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
             pair.Ok(new FsMutation { Op = FsOp.Rename, Path = "f6", Target = "f6.renamed" });
             pair.Write("f6.renamed", 10, new byte[10]);
             Assert.True(pair.Source.Status()[0].FilesDirty >= 4);
-            long before = pair.SecondaryApplier.WriteBytes;
-            await pair.ConnectAsync();
-            AssertIdentical(pair);
-            var last = pair.Source.Status()[0].LastResync!;
-            Assert.Equal("journal", last.Method);
-            long sent = pair.SecondaryApplier.WriteBytes - before;
+            var (last, sent) = await ReconnectAndResyncAsync(pair, "journal");
             // At most one or two 1 MiB zones per changed file, far below the 64 MiB tree.
             Assert.True(sent <= 8L << 20, $"{sent} bytes sent");
             Assert.Equal(last.BytesSent, sent);
@@ -245,12 +252,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
             }
             pair.Write("f", (long)zones[40] * (64 << 10) + 4000, new byte[200]);
             if (restartPrimary) await pair.RestartSourceAsync(crash: false, asOlderJournal: olderJournal);
-            long before = pair.SecondaryApplier.WriteBytes;
-            await pair.ConnectAsync();
-            AssertIdentical(pair);
-            var last = pair.Source.Status()[0].LastResync!;
-            Assert.Equal("journal", last.Method);
-            long sent = pair.SecondaryApplier.WriteBytes - before;
+            var (last, sent) = await ReconnectAndResyncAsync(pair, "journal");
             // 40 blocks + 2 blocks for the unaligned write (whole zones would be 41 x 64 KiB).
             Assert.True(sent <= 42 * 4096, $"{sent} bytes sent");
             Assert.Equal(last.BytesSent, sent);
@@ -275,12 +277,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
             // The secondary holds a change the primary never made (applied, then the primary died before its own write).
             using (var f = File.OpenWrite(Path.Combine(pair.SecondaryDir, "f2"))) { f.Position = 100; f.Write(new byte[] { 1, 2, 3 }); }
             using (var f = File.OpenWrite(Path.Combine(pair.SecondaryDir, "f3"))) { f.SetLength(5 << 20); }
-            long before = pair.SecondaryApplier.WriteBytes;
-            await pair.ConnectAsync();
-            AssertIdentical(pair);
-            var last = pair.Source.Status()[0].LastResync!;
-            Assert.Equal("hash", last.Method);
-            long sent = pair.SecondaryApplier.WriteBytes - before;
+            var (last, sent) = await ReconnectAndResyncAsync(pair, "hash");
             // f1: 1000 bytes may straddle two 64 KiB blocks; f2: one block; f3: the 3 MiB cut off.
             Assert.True(sent >= (3 << 20) + 64 * 1024 && sent <= (3 << 20) + 4 * 64 * 1024, $"{sent} bytes sent");
             Assert.True(pair.Source.Status()[0].LastSyncPointUtc != null);

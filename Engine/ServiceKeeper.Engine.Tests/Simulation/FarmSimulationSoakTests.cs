@@ -1,7 +1,6 @@
 // CI's share of the farm simulation: as many farm seeds as fit in about 30-45 s on a loaded two-core machine, with
 // every fault kind, and a share with crashes and cable cuts only (the churn that orphaned buckets before). No
 // violation is allowed: the farm has no open findings. The long soak is build.ps1 -Task Simulate -Seeds 10000.
-using System;
 using ServiceKeeper.Simulation;
 using Xunit;
 using Xunit.Abstractions;
@@ -11,7 +10,7 @@ namespace ServiceKeeper.Engine.Tests.Simulation
     public class FarmSimulationSoakTests(ITestOutputHelper output)
     {
         /// <summary>Seeds CI runs per fault mix (80-190 seeds/s measured in Release on 2 cores); SK_SIM_FARM_SEEDS overrides.</summary>
-        private static int Seeds => int.TryParse(Environment.GetEnvironmentVariable("SK_SIM_FARM_SEEDS"), out var n) && n > 0 ? n : 2000;
+        private static int Seeds => SeedSoak.Count("SK_SIM_FARM_SEEDS", 2000);
 
         [Fact]
         public void FarmSimulation_AllFaults_ManySeeds_NoViolation() => Soak(new FarmSimOptions(), Seeds, "all faults", "");

@@ -14,6 +14,10 @@ namespace ServiceKeeper.Engine.Tests.Simulation
 {
     internal static class SeedSoak
     {
+        /// <summary>The seed count from an environment variable (a positive number), else <paramref name="fallback"/>.</summary>
+        public static int Count(string variable, int fallback) =>
+            int.TryParse(Environment.GetEnvironmentVariable(variable), out var n) && n > 0 ? n : fallback;
+
         /// <summary>Runs seeds 1..<paramref name="seeds"/> in parallel; the results with a violation, by seed.</summary>
         /// <param name="label">What runs, for the line that tells the rate ("farm, all faults").</param>
         public static List<SimResult> Run(ITestOutputHelper output, string label, int seeds, Func<int, SimResult> run)

@@ -631,11 +631,7 @@ namespace ServiceKeeper.Engine.Mirror
                 _pendingPeerLost = true;
                 // sim seeds 4199, 5240: start_prim may run for seconds; probing only once it has ended, an isolated node served
                 // long after its peer, told by the witness, took over. The probe runs beside it instead.
-                if (_op == Procedure.StartApplication && HasWitness && !_probingAside)
-                {
-                    _probingAside = true;
-                    Emit(new ProbeWitnessAside());
-                }
+                if (_op == Procedure.StartApplication && !_probingAside) AskWitnessBesideStart();
                 return;
             }
             HandlePeerLost();
@@ -1316,11 +1312,15 @@ namespace ServiceKeeper.Engine.Mirror
             });
             // sim seed 34423: the peer was lost before the application began to start (the swap it abandons was stopping it):
             // the witness is asked now, beside start_prim, as for a loss during it.
-            if (_pendingPeerLost && HasWitness)
-            {
-                _probingAside = true;
-                Emit(new ProbeWitnessAside());
-            }
+            if (_pendingPeerLost) AskWitnessBesideStart();
+        }
+
+        /// <summary>The peer is lost while the application starts here: the witness is asked beside start_prim (WitnessProbed).</summary>
+        private void AskWitnessBesideStart()
+        {
+            if (!HasWitness) return;
+            _probingAside = true;
+            Emit(new ProbeWitnessAside());
         }
 
         /// <param name="giveWay">the other node serves or may take over: clients must leave this node before stop_prim runs
