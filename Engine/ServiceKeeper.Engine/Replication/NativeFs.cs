@@ -48,12 +48,26 @@ namespace ServiceKeeper.Engine.Replication
             {
                 file.DangerousAddRef(ref added);
                 int fd = (int)file.DangerousGetHandle();
-                foreach (var (offset, length) in ranges) PosixFadvise(fd, offset, length, 3);
+                foreach (var (offset, length) in Coalesce(ranges)) PosixFadvise(fd, offset, length, 3);
             }
             finally
             {
                 if (added) file.DangerousRelease();
             }
+        }
+
+        /// <summary>Ranges in the given order, each one that starts where the previous ended merged into it; empty ones dropped.</summary>
+        internal static IEnumerable<(long Offset, long Length)> Coalesce(IEnumerable<(long Offset, long Length)> ranges)
+        {
+            long start = 0, end = 0;
+            foreach (var (offset, length) in ranges)
+            {
+                if (length <= 0) continue;
+                if (offset == end && end > start) { end += length; continue; }
+                if (end > start) yield return (start, end - start);
+                (start, end) = (offset, offset + length);
+            }
+            if (end > start) yield return (start, end - start);
         }
 
         [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

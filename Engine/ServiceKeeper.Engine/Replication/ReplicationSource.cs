@@ -788,13 +788,13 @@ namespace ServiceKeeper.Engine.Replication
                     if (pass == 1) progress.Begin(string.Join("+", plans.Select(p => p.Method).Distinct()), plans.Sum(p => p.BytesTotal), plans.Sum(p => p.Data.Count));
                     LogPlan(_options.Module, progress.Snapshot().Method, plans.Sum(p => p.Namespace.Count), plans.Sum(p => p.Data.Count), plans.Sum(p => p.BytesTotal));
                     var work = new Queue<(TreeState, DataItem)>(_trees.SelectMany(t => plans[t.Index].Data.Select(d => (t, d))));
-                    ReadAhead(work);
                     var workers = Enumerable.Range(0, Math.Max(1, _options.ResyncParallelism)).Select(_ => Task.Run(async () =>
                     {
                         while (true)
                         {
                             (TreeState, DataItem) next;
                             lock (work) { if (work.Count == 0) return; next = work.Dequeue(); }
+                            ReadAhead(next.Item1, next.Item2);
                             await SyncItemAsync(s, next.Item1, next.Item2, ct).ConfigureAwait(false);
                             progress.FileDone();
                         }
@@ -1045,25 +1045,24 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>
-        /// Queues the reads of every journal zone the plan will send (POSIX_FADV_WILLNEED), all files at once, so the disk
-        /// works on them together while the workers go file by file. Best effort: a file renamed meanwhile is skipped.
+        /// Queues the reads of every journal zone (or written 4 KiB block) of one item at once (POSIX_FADV_WILLNEED), when
+        /// a worker takes it: the disk works on them together while the worker reads them in order. With the workers
+        /// each on its own file, that keeps hundreds of reads in flight; one pass over all items before the workers
+        /// started cost as long as the reads themselves (each advice call maps its range synchronously). Best effort.
         /// </summary>
-        private void ReadAhead(IEnumerable<(TreeState Tree, DataItem Item)> work)
+        private void ReadAhead(TreeState t, DataItem item)
         {
+            if (item.Method != DataMethod.Zones || item.Zones.Count == 0) return;
             int zone = _options.ZoneBytes, per = zone / DirtyJournal.FineBlockBytes;
-            foreach (var (t, item) in work)
+            try
             {
-                if (item.Method != DataMethod.Zones || item.Zones.Count == 0) continue;
-                try
-                {
-                    using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, item.Path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    var fine = item.Fine;
-                    NativeFs.WillNeed(h, item.Zones.SelectMany(z => fine == null
-                        ? [(z * zone, (long)zone)]
-                        : Enumerable.Range(0, per).Where(k => fine.IsFine(z * per + k)).Select(k => ((z * per + k) * (long)DirtyJournal.FineBlockBytes, (long)DirtyJournal.FineBlockBytes))));
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, item.Path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                var fine = item.Fine;
+                NativeFs.WillNeed(h, item.Zones.SelectMany(z => fine == null
+                    ? [(z * zone, (long)zone)]
+                    : Enumerable.Range(0, per).Where(k => fine.IsFine(z * per + k)).Select(k => ((z * per + k) * (long)DirtyJournal.FineBlockBytes, (long)DirtyJournal.FineBlockBytes))));
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
 
         /// <summary>
@@ -1090,7 +1089,7 @@ namespace ServiceKeeper.Engine.Replication
                 if (runs.Count == first) runs.Add((z * zone, zone, z, false)); // a zone without its blocks: whole
                 runs[^1] = runs[^1] with { Last = true };
             }
-            // (ReadAhead has queued the reads of these runs when the plan was made.)
+            // (ReadAhead has queued the reads of these runs when this worker took the item.)
             // Runs go in batches of up to Chunk bytes: one lock, one open and one window reservation per batch
             // (a 1% change in 4 KiB blocks is thousands of runs).
             bool zoneWhole = true;
