@@ -320,28 +320,72 @@ mkdir small && for i in $(seq 1 300); do echo $i > small/$i; done && rm small/1?
         }
 
         [FuseFact]
-        public void OpenFile_WhoseRemovedNameWasOneOfSeveralLinks_StillGetsEstaleFromFstat_AKnownLimit()
+        public void OpenFile_WhoseRemovedNameWasOneOfSeveralLinks_KeepsFstatAndAttributeChanges_ReplicatedUnderTheOtherName()
         {
-            // The kernel sends fstat/fchmod without the handle and libfuse's node for the removed name is gone; the
-            // mount lends a handle only to a file without any link left (test above), not to one still linked elsewhere.
-            using var t = new FuseTestTree();
+            // The kernel sends fstat/fchmod/fchown/futimens without the handle, and libfuse cannot name the node of
+            // the removed name although the inode lives on as "b": the mount lends the node one of its handles.
+            using var t = new FuseTestTree(new ReplicatedMountOptions { FsName = "servicekeeper:test", AttrTimeout = 0 }, withCopy: true);
+            var sink = new CopySink(t.Copy!);
+            t.Mount.Sink = sink;
             File.WriteAllText(t["a"], "a");
             Assert.Equal(0, Link(t["a"], t["b"]));
             int fd = Open(t["a"], O_RDWR);
             Assert.True(fd >= 0, $"open: {fd}");
             try
             {
-                Assert.Equal(0, Fstat(fd, out _));
+                Assert.Equal(0, Fstat(fd, out var before));
+                Assert.Equal(2ul, before.Nlink);
                 Assert.Equal(0, Unlink(t["a"]));
-                Assert.Equal(-ESTALE, Fstat(fd, out _));
+                Assert.Equal(0, Fstat(fd, out var after));
+                Assert.Equal((1ul, before.Ino), (after.Nlink, after.Ino));
                 Assert.Equal(1, PWrite(fd, new byte[] { (byte)'B' }, 0));
+                Assert.Equal(0, FChmod(fd, 0x1C0));
+                Assert.Equal(0, FChown(fd, 65534, 65534));
+                Assert.Equal(0, FUtimens(fd, 2_000_000, 0, 2_000_000, 7));
+                Assert.Equal(0, Fstat(fd, out var changed));
+                Assert.Equal((0x81C0u, 65534u, 2_000_000L, 7L), (changed.Mode, changed.Uid, changed.MtimeSec, changed.MtimeNsec));
             }
             finally
             {
                 Close(fd);
             }
+            t.Mount.Sink = null;
+
             Assert.Equal("B", File.ReadAllText(t.Real.ProcPath + "/b"));
-            Assert.Equal(0, t.Mount.Statistics.Failures);
+            Assert.Empty(sink.Disagreements);
+            Assert.Contains(sink.Received, x => x.Op == FsOp.Chmod && x.Path == "b");
+            Assert.Contains(sink.Received, x => x.Op == FsOp.Chown && x.Path == "b");
+            Assert.Contains(sink.Received, x => x.Op == FsOp.Utimens && x.Path == "b");
+            Assert.True(t.Copy!.TryStat("b", out var copy));
+            Assert.Equal((0x81C0u, 65534, 2_000_000L, 7L), (copy.Mode, copy.Uid, copy.MtimeSeconds, copy.MtimeNanoseconds));
+            t.AssertCopyIdenticalAndNoFailure();
+        }
+
+        [FuseFact]
+        public void Truncate_ByPath_OfAFileOpenReadOnly_StillWorks_WithTheLentHandle()
+        {
+            // truncate(2) of a named file sends a handle-less SETATTR: the lent handle is read-only here, the name is
+            // still known, and the truncate goes by the name as before.
+            using var t = new FuseTestTree(withCopy: true);
+            var sink = new CopySink(t.Copy!);
+            t.Mount.Sink = sink;
+            File.WriteAllText(t["f"], "0123456789");
+            int fd = Open(t["f"], O_RDONLY);
+            Assert.True(fd >= 0, $"open: {fd}");
+            try
+            {
+                Assert.Equal(0, Truncate(t["f"], 4));
+                Assert.Equal(0, Fstat(fd, out var st));
+                Assert.Equal(4, st.Size);
+            }
+            finally
+            {
+                Close(fd);
+            }
+            t.Mount.Sink = null;
+            Assert.Equal("0123", File.ReadAllText(t.Real.ProcPath + "/f"));
+            Assert.Contains(sink.Received, x => x.Op == FsOp.Truncate && x.Path == "f");
+            t.AssertCopyIdenticalAndNoFailure();
         }
 
         internal static bool IsHidden(string? name) => name != null && name.Contains(".fuse_hidden", StringComparison.Ordinal);

@@ -84,6 +84,9 @@ namespace ServiceKeeper.Engine.Tests.Replication
         [DllImport("libc", EntryPoint = "ftruncate", SetLastError = true)]
         private static extern int ftruncate(int fd, long length);
 
+        [DllImport("libc", EntryPoint = "truncate", SetLastError = true)]
+        private static extern int truncate(string path, long length);
+
         [DllImport("libc", EntryPoint = "fchmod", SetLastError = true)]
         private static extern int fchmod(int fd, uint mode);
 
@@ -160,6 +163,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
         public static int PRead(int fd, byte[] data, long offset) => R(pread(fd, data, (nuint)data.Length, offset));
 
         public static int FTruncate(int fd, long length) => R(ftruncate(fd, length));
+        public static int Truncate(string path, long length) => R(truncate(path, length));
 
         public static int FChmod(int fd, uint mode) => R(fchmod(fd, mode));
 

@@ -1,10 +1,13 @@
-// Gives fstat, fchmod, fchown and futimens back to an open file whose last name is gone (hard_remove).
+// Gives fstat, fchmod, fchown and futimens back to an open file whose name is gone (hard_remove).
 // The kernel sends GETATTR and SETATTR for them without a file handle, and libfuse's high-level API, which
 // works by path, cannot name such a node any more (ESTALE). On a connection ReplicatedMount mounted itself,
 // this class sees every request before libfuse (the custom read) and every reply after it (the custom
 // writev): it remembers which handles each node has open (OPEN/CREATE replies), and hands one of them to a
-// handle-less GETATTR/SETATTR of a node whose file has no link left, so libfuse calls getattr/chmod/... with
-// that handle (fi) and a NULL path, which ReplicatedMount serves from the descriptor.
+// handle-less GETATTR/SETATTR of a node with an open handle, so libfuse calls getattr/chmod/... with that
+// handle (fi). libfuse still passes the path when it can name the node, and ReplicatedMount then works by
+// path as before (getattr's fstat of the handle reads the same inode); when it cannot (the file's name was
+// unlinked or renamed over, whether or not other hard links remain), the path is NULL and ReplicatedMount
+// serves the call from the descriptor, replicated under another name of the inode when it has one.
 //
 // A lent handle is pinned until the reply to the request that borrowed it is written: a RELEASE that comes
 // meanwhile leaves its descriptor open, and the last reply closes it (never an fstat on a reused descriptor).
@@ -65,14 +68,11 @@ namespace ServiceKeeper.Engine.Replication.Fuse
             fh = 0;
             lock (gate)
             {
+                // Whether libfuse can still name the node is known to libfuse alone: any open handle of it is lent
+                // (harmless when it can, see the top).
                 if (!handlesOfNode.TryGetValue(node, out var handles) || handles.Count == 0)
                     return false;
-                // Only a file without any link: libfuse names every other node (and a hard link elsewhere keeps
-                // its ESTALE: libfuse's node for the removed name is gone, the inode is not).
-                NativeStat st;
                 fh = handles[0];
-                if (LibC.FStat((int)(fh & 0xFFFFFFFF), &st) != 0 || st.Nlink != 0)
-                    return false;
                 borrowed[unique] = fh;
                 lent[fh] = lent.GetValueOrDefault(fh) + 1;
                 pending++;

@@ -690,8 +690,7 @@ namespace ServiceKeeper.Engine.Replication
         // The kernel sends fstat, fchmod, fchown and futimens without the handle, and libfuse, which cannot name the
         // node any more, would fail them with ESTALE before calling us (the price of hard_remove fuse.h documents):
         // on a mount we made ourselves (MountDirect) HandleLender gives those requests one of the file's handles.
-        // Left: the same calls on a file whose removed name was one of several hard links, and a mount by
-        // fuse_mount (not root), still get ESTALE.
+        // Left: on a mount by fuse_mount (not root), the same calls still get ESTALE.
         //
         // What the secondary gets: nothing when no link to the inode is left. The unlink or rename that took the
         // name was replicated, so the secondary's tree has no such file, and the data dies with the last close on
