@@ -198,6 +198,64 @@ namespace ServiceKeeper.Engine.Tests.Replication
         }
 
         [LinuxDirectoryFact]
+        public async Task SecondaryFailsAWriteInSync_TheWriteReturnsOnlyOnceThePrimaryIsAlone_ItsReturnResyncsTheFile()
+        {
+            // The secondary's disk is full: its copy lacks a write the application is about to be told is done, so it
+            // must stop counting as up to date first (a failover to it would lose the write).
+            await using var pair = ReplicationPair.Create();
+            pair.WriteFile("f", 1 << 20, 5);
+            await pair.ConnectAsync();
+            int forced = 0;
+            pair.SecondaryApplier.Before = m => m.Op == FsOp.Write && m.Path == "f" && Interlocked.Exchange(ref forced, 1) == 0 ? -28 : null; // ENOSPC
+            var release = new TaskCompletionSource();
+            var failed = new TaskCompletionSource<string>();
+            pair.Source.PeerFailed = async reason => { failed.TrySetResult(reason); await release.Task; pair.Source.GoAlone(); };
+
+            var write = Task.Run(() => pair.Do(new FsMutation { Op = FsOp.Write, Path = "f", Offset = 4096, Data = new byte[] { 1, 2, 3 } }));
+            var reason = await failed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Contains("differs", reason);
+            Assert.Contains("-28", reason);
+            // The host has not persisted ALONE yet: the write must not be reported done.
+            await Task.Delay(300);
+            Assert.False(write.IsCompleted, "the write returned while the secondary that lacks it still counted as in sync");
+            release.SetResult();
+            Assert.Equal(0, await write.WaitAsync(TimeSpan.FromSeconds(30)));
+            var st = pair.Source.Status()[0];
+            Assert.Equal("alone", st.State);
+            Assert.Equal(1, st.FilesDirty);
+
+            pair.SecondaryApplier.Before = null;
+            await pair.ConnectAsync();
+            AssertIdentical(pair);
+        }
+
+        [LinuxDirectoryFact]
+        public async Task WriteFailsOnTheSecondaryUnderANameItsFileLostSince_TheNextResyncStillFindsTheFile()
+        {
+            // A write to an open file whose own name is gone goes under another name of the inode (a hard link); a rename
+            // of that name racing it makes the secondary fail the write and leaves the journal with the old name:
+            // the journal is distrusted, and the resync compares every file changed since the sync point.
+            await using var pair = ReplicationPair.Create();
+            var data = pair.WriteFile("b", 256 << 10, 5);
+            await pair.ConnectAsync();
+            pair.SecondaryApplier.Before = m =>
+            {
+                if (m.Op != FsOp.Write || m.Path != "b") return null;
+                // The rename reaches both copies between the primary's local write and the secondary's.
+                File.Move(Path.Combine(pair.PrimaryDir, "b"), Path.Combine(pair.PrimaryDir, "c"));
+                File.Move(Path.Combine(pair.SecondaryDir, "b"), Path.Combine(pair.SecondaryDir, "c"));
+                return -2; // ENOENT
+            };
+            Assert.Equal(0, pair.Do(new FsMutation { Op = FsOp.Write, Path = "b", Offset = 8192, Data = new byte[] { 9, 9, 9 } }));
+            Assert.Equal("alone", pair.Source.Status()[0].State);
+
+            pair.SecondaryApplier.Before = null;
+            await pair.ConnectAsync();
+            AssertIdentical(pair);
+            Assert.Equal(9, File.ReadAllBytes(Path.Combine(pair.SecondaryDir, "c"))[8192]);
+        }
+
+        [LinuxDirectoryFact]
         public async Task ResyncAfterAlone_SendsOnlyTheDirtyZones()
         {
             await using var pair = ReplicationPair.Create();

@@ -418,6 +418,21 @@ namespace ServiceKeeper.Engine.Replication
             }
         }
 
+        /// <summary>
+        /// The entries may miss a change (one was marked under a name its file no longer has): the next resync compares
+        /// every file changed since the sync point, as after a crash, until MarkResynced.
+        /// </summary>
+        public void Distrust()
+        {
+            lock (_gate)
+            {
+                if (_untrusted) return;
+                _untrusted = true;
+                _dirty = true;
+            }
+            Flush();
+        }
+
         /// <summary>Secondary: a resync starts (the copy is inconsistent until MarkResynced).</summary>
         public void BeginResync(bool full)
         {

@@ -359,6 +359,7 @@ namespace ServiceKeeper.Engine.Replication
             // got a core yet (a loaded machine), this one sends the rest itself rather than wait for it.
             p.Connection?.Flush();
             bool failed;
+            Session? diverged = null;
             lock (_gate)
             {
                 while (!p.Done) Monitor.Wait(_gate);
@@ -368,25 +369,54 @@ namespace ServiceKeeper.Engine.Replication
                     foreach (var part in p.Parts)
                     {
                         failed |= part.Failed;
-                        if (part.Acked && part.RemoteResult != localResult) { Diverged(part, localResult); break; }
+                        if (part.Acked && part.RemoteResult != localResult) { diverged = Diverged(part, localResult); break; }
                     }
                 }
-                else if (p.Acked && p.RemoteResult != localResult) Diverged(p, localResult);
+                else if (p.Acked && p.RemoteResult != localResult) diverged = Diverged(p, localResult);
             }
             // The application's buffer is its own again once no queued frame points into it (at once after an
             // acknowledgement, soon after a lost connection dropped its queue).
             p.Lease?.Wait();
+            if (diverged != null) failed |= !LeaveDivergedSession(diverged, p.Tree!.Divergence ?? $"{p.Op} {p.Path} failed on the secondary");
             return failed ? -Fuse.LibC.EIO : localResult;
         }
 
-        /// <summary>The secondary's result differs from ours: remember the file for resync (caller holds _gate).</summary>
-        private void Diverged(Pending p, int localResult)
+        /// <summary>
+        /// The secondary's result differs from ours: the file goes to the journal (its data) or the tree is marked
+        /// diverged (its namespace), for the next resync pass. Returns the session to leave when the secondary was in
+        /// sync (see <see cref="LeaveDivergedSession"/>), null during a resync (another pass follows). Caller holds _gate.
+        /// </summary>
+        private Session? Diverged(Pending p, int localResult)
         {
             var t = p.Tree!;
             t.DivergedThisPass = true;
-            if (p.Op is FsOp.Write or FsOp.Fallocate or FsOp.Truncate) t.Journal.MarkAll(p.Path);
-            else t.Divergence = $"{p.Op} {p.Path}: primary {localResult}, secondary {p.RemoteResult}";
+            if (p.Op is FsOp.Write or FsOp.Fallocate or FsOp.Truncate)
+            {
+                t.Journal.MarkAll(p.Path);
+                // Sent under a name the file lost since (a hard link's other name, renamed meanwhile): the journal
+                // cannot say where the data went.
+                if (NativeFs.Stat(TreeScan.Full(t.Config.ReadRoot, p.Path), out _) != 0) t.Journal.Distrust();
+            }
+            t.Divergence = $"{p.Op} {p.Path}: primary {localResult}, secondary {p.RemoteResult}";
             LogDiverged(_options.Module, p.Op.ToString(), p.Path, localResult, p.RemoteResult);
+            return _state == SourceState.Replicating && _session != null && _session.Connection == p.Connection ? _session : null;
+        }
+
+        /// <summary>
+        /// A secondary in sync failed a change we made (its disk is full, it hit an I/O error...): its copy lacks what
+        /// the application is about to be told is done, so it must stop counting as up to date first. The session ends
+        /// as a lost secondary does (the host persists a new generation and goes ALONE, the journal holds the file),
+        /// and this call returns once that is done; the secondary's return resyncs the file. False when the node was
+        /// fenced meanwhile (the caller fails the change with EIO).
+        /// </summary>
+        private bool LeaveDivergedSession(Session s, string reason)
+        {
+            SessionLost(s, "the secondary's copy differs: " + reason);
+            lock (_gate)
+            {
+                while (_state == SourceState.Failing && !_disposed) Monitor.Wait(_gate);
+                return !_fenced;
+            }
         }
 
         private static OutFrame NewFrame(MsgType type, int hint)
