@@ -697,10 +697,10 @@ namespace ServiceKeeper.Engine.Replication
         // both nodes; the change is applied here only and the caller gets the local result (ALONE, nothing is
         // journaled for it either). When the inode is still linked elsewhere in the tree (a hard link), the change
         // is sent under that other name, found by a walk of the tree once per handle and checked before each use.
-        // Known gap: libfuse holds no lock on that other name, so a rename of it racing such a change can send the
-        // change under the old name; the secondary fails it and the journal marks the old name, so the file under
-        // its new name stays behind on the secondary until a hash or full resync compares it. It takes a hard link,
-        // an unlink of the open name and a concurrent rename of the other name at once.
+        // libfuse holds no lock on that other name, so a rename of it racing such a change can send the change
+        // under the old name; the secondary fails it, and ReplicationSource then ends the session before the change
+        // returns (the secondary no longer counts as up to date) and distrusts the journal, whose entry has the old
+        // name: the resync that follows compares every file changed since the sync point, this one among them.
 
         /// <summary>
         /// The replicated path of the file an operation changes: libfuse's, or for an open file whose name is gone
