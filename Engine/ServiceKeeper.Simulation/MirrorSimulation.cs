@@ -212,13 +212,13 @@ namespace ServiceKeeper.Simulation
                 {
                     if (_now < n.StallUntil) { ScheduleDrain(n); return; }
                     var (e, label) = n.Inbox.Dequeue();
-                    if (e is PeerHeard h)
+                    // As MirrorHost: whatever the event, the machine first gets the newest view heard (sim seeds 27042, 36584).
+                    if (MirrorHost.PeerViewFor(e, n.LastDelivered, n.Machine!.Peer) is { } view)
                     {
-                        // As MirrorHost: the newest view heard, not this older one (sim seed 27042).
-                        var newest = n.LastDelivered ?? h.Peer;
-                        if (newest == n.Machine!.Peer) continue;
-                        (e, label) = (new PeerHeard(newest), null);
+                        Handle(n, new PeerHeard(view), null);
+                        if (!n.Up || n.Incarnation != inc) return;
                     }
+                    if (e is PeerHeard) continue;
                     Handle(n, e, label);
                 }
             });

@@ -617,5 +617,40 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
             Assert.True(started.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
         }
+
+        [Fact]
+        public void Starting_ThePrestartEndIsHandledAfterThePeerWasHeardServing_TheNodeDecidesOnThatNewerView()
+        {
+            // sim seed 36584: n2's disk stalled while prestart ran; its end was queued before the heartbeats that showed n1 serving
+            // data the admin had just made authoritative (prim -Force), and was handled with the view from before (n1 stopped):
+            // n2 served beside n1, without what n1 acknowledged meanwhile. MirrorHost gives the machine the newest view first.
+            var m = Machine(Disk("g10", lastPrimary: "n2", upToDate: true, "g9"), node: "n2", witness: true);
+            m.Handle(new StartCommand());
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Stop, true, Disk("g9", lastPrimary: "n2"), "n1")));
+            var forced = new MirrorDisk("g11", ImmutableList.Create("g9"), true, true, Authoritative: true, "n1");
+            var newest = Peer(MirrorStateName.Alone, true, forced, "n1");
+            var prestartDone = new ProcedureDone(Procedure.Prestart, true);
+
+            var view = MirrorHost.PeerViewFor(prestartDone, newest, m.Peer);
+            m.Handle(new PeerHeard(view!));
+            var actions = m.Handle(prestartDone);
+
+            Assert.Same(newest, view);
+            Assert.False(Runs(actions, Procedure.StartApplication), string.Join(", ", actions));
+            Assert.Contains(actions, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: true });
+        }
+
+        [Fact]
+        public void HostInbox_TheNewestViewComesBeforeAnyEvent_ExceptALossHeardBeforeIt()
+        {
+            var older = Peer(MirrorStateName.Stop, true, Disk("g9", lastPrimary: "n2"), "n1");
+            var newest = Peer(MirrorStateName.Alone, true, Disk("g10", lastPrimary: "n1", upToDate: true, "g9"), "n1");
+
+            Assert.Same(newest, MirrorHost.PeerViewFor(new Tick(), newest, older));
+            Assert.Same(newest, MirrorHost.PeerViewFor(new PeerHeard(older), newest, older));
+            Assert.Null(MirrorHost.PeerViewFor(new Tick(), newest, newest)); // the machine holds it already
+            Assert.Null(MirrorHost.PeerViewFor(new PeerLost(), newest, older)); // heard after the loss: its PeerHeard follows
+            Assert.Same(older, MirrorHost.PeerViewFor(new PeerHeard(older), null, null)); // lost since: the PeerLost follows
+        }
     }
 }
