@@ -652,5 +652,27 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.Null(MirrorHost.PeerViewFor(new PeerLost(), newest, older)); // heard after the loss: its PeerHeard follows
             Assert.Same(older, MirrorHost.PeerViewFor(new PeerHeard(older), null, null)); // lost since: the PeerLost follows
         }
+
+        [Fact]
+        public void PrimaryLost_ItServedOnAndThisNodeResynchronised_PrimWithoutForceIsRefusedOnceItStoppedUnconfirmed()
+        {
+            // sim seed 40786: n2, the ready secondary, lost n1 and waited to take over (prim needs no -Force then); it heard n1
+            // serve on a new generation and resynchronised from it; n1 stopped before it confirmed n2 as its secondary, with writes
+            // n2 lacked. Prim without -Force on n2, n1 gone, served the copy without them.
+            var m = ReadySecondary(TimeSpan.FromSeconds(2));
+            m.Handle(new PeerLost());
+            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            var servedOn = Disk("g2", lastPrimary: "n1", upToDate: true, "g1");
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, servedOn, "n1")));
+            Assert.Equal(Procedure.Resync, m.RunningProcedure);
+            m.Handle(new ProcedureDone(Procedure.Resync, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Stop, true, servedOn, "n1")));
+            m.Handle(new PeerLost());
+            Assert.Equal(MirrorStateName.Wait, m.State);
+
+            var refused = Assert.Throws<MirrorCommandException>(() => m.Handle(new PrimCommand(Force: false)));
+
+            Assert.Equal(ServiceKeeper.Contracts.ErrorIds.DataNotUpToDate, refused.ErrorId);
+        }
     }
 }

@@ -1038,6 +1038,9 @@ namespace ServiceKeeper.Engine.Mirror
             Disk = Disk with { Consistent = false, UpToDate = false };
             Emit(new PersistAction(Disk));
             _primaryConfirmed = false;
+            // sim seed 40786: "lost an in-sync primary" was about the copy this resync replaces. Kept, it let prim without -Force
+            // serve the new copy later, after the primary had served on without this node (it never confirmed it as secondary).
+            _canTakeOver = false;
             Enter(MirrorStateName.Second, false, full ? $"full resynchronisation from {_s.PeerNode}" : $"resynchronising from {_s.PeerNode}");
             var generation = peer.Generation;
             var history = peer.History;
