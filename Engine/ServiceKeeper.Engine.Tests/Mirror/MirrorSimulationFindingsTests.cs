@@ -674,5 +674,23 @@ namespace ServiceKeeper.Engine.Tests.Mirror
 
             Assert.Equal(ServiceKeeper.Contracts.ErrorIds.DataNotUpToDate, refused.ErrorId);
         }
+
+        [Fact]
+        public void ApplicationRestart_ThePeerWaitsWithDataTheAdminMadeAuthoritative_TheApplicationIsNotStartedAgain()
+        {
+            // sim seed 41046: n2 served its own branch out of sight of n1, whose data the admin had made authoritative (prim
+            // -Force); n1 came back and waited for n2 to give way while n2's application stopped for a restart. n2 started it
+            // again on its branch, without what n1 had acknowledged, and gave way only once it ran.
+            var m = ServingAlone();
+            m.Handle(ApplicationDied);
+            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Wait, false, forced)));
+
+            var stopped = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.False(Runs(stopped, Procedure.StartApplication), string.Join(", ", stopped));
+            Assert.False(stopped.OfType<PersistAction>().Single().Disk.UpToDate);
+            Assert.True(m.State == MirrorStateName.Second && !m.Ready, m.State + " " + m.Reason); // waits for n2 to serve
+        }
     }
 }

@@ -441,13 +441,11 @@ namespace ServiceKeeper.Engine.Mirror
                     {
                         SplitBrainWhileServing(peer);
                     }
-                    else if (peer.State == MirrorStateName.Wait && !peer.Starting && peer.Authoritative && !Disk.Authoritative
-                             && Relate(peer) == DataRelation.Diverged)
+                    else if (PeerDataWins(peer) is { } text)
                     {
                         // sim seed 5265: the admin made the peer's data authoritative (prim -Force) while this node served out of its
                         // sight; the peer then waited (isolated, then split brain) and this node served on, so the admin's choice
                         // was lost in practice. The admin's choice wins: stop here; the peer serves and this node resyncs from it.
-                        var text = $"split brain: {_s.PeerNode}'s data was made authoritative by Set-SKPrimary -Force (generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here)";
                         Log(text + "; stopping here");
                         Emit(new SetPrimaryCheckers(false));
                         Disk = Disk with { UpToDate = false };
@@ -799,6 +797,20 @@ namespace ServiceKeeper.Engine.Mirror
             }
             else
                 Enter(MirrorStateName.Wait, false, reason);
+        }
+
+        /// <summary>Why the peer's data wins over this serving node's, which must not serve on (or start again), or null: the peer
+        /// serves data that wins the split brain (ChoosePrimary), or waits with diverged data the admin made authoritative (prim
+        /// -Force) for this node to give way.</summary>
+        private string? PeerDataWins(PeerView peer)
+        {
+            var relation = Relate(peer);
+            if (peer.IsServing && ChoosePrimary(peer, relation) == _s.PeerNode)
+                return $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(relation))} this node's " +
+                       $"(generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here) and keeps serving";
+            if (peer is { State: MirrorStateName.Wait, Starting: false, Authoritative: true } && !Disk.Authoritative && relation == DataRelation.Diverged)
+                return $"split brain: {_s.PeerNode}'s data was made authoritative by Set-SKPrimary -Force (generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here)";
+            return null;
         }
 
         /// <summary>Both nodes serve: a partition healed after both went ALONE. One keeps serving; nothing is merged.</summary>
@@ -1187,13 +1199,14 @@ namespace ServiceKeeper.Engine.Mirror
             if (_stopRequested) { StopFlow(applicationStopped: true); return; }
             // sim seed 12430: the other node served diverged data that wins the split brain (prim -Force there) while the
             // application stopped here for a restart: starting it again would serve without that node's writes.
-            if (Peer is { IsServing: true } serving && ChoosePrimary(serving, Relate(serving)) == _s.PeerNode)
+            // sim seed 41046: the same when it waits with data the admin made authoritative: this node, serving, would give way to
+            // it (sim seed 5265) and must not serve its own data again first; the restart decides as serving does (PeerDataWins).
+            if (Peer is { } other && PeerDataWins(other) is { } text)
             {
                 Disk = Disk with { UpToDate = false };
                 Emit(new PersistAction(Disk));
                 StopReplicating();
-                Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(Relate(serving)))} this node's " +
-                    $"(generation {Short(serving.Generation)} there, {Short(Disk.Generation)} here) and keeps serving; the application is not started again here. " +
+                Enter(MirrorStateName.Wait, false, text + "; the application is not started again here. " +
                     "Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
                 return;
             }
