@@ -1,5 +1,6 @@
 // Scenarios the deterministic simulator found (servicekeeper-sim --seed N), replayed step by step on one machine fed with
 // the peer views and procedure answers the seed produced: each pins the core fix marked "sim seed N" in MirrorStateMachine.
+// A finding in the simulator's own model of the host is pinned by replaying its seed whole.
 using System;
 using System.Collections.Generic;
 using System.Collections.Immutable;
@@ -691,6 +692,19 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.False(Runs(stopped, Procedure.StartApplication), string.Join(", ", stopped));
             Assert.False(stopped.OfType<PersistAction>().Single().Disk.UpToDate);
             Assert.True(m.State == MirrorStateName.Second && !m.Ready, m.State + " " + m.Reason); // waits for n2 to serve
+        }
+
+        [Fact]
+        public void SimulatorModel_AResyncCopyIsRefusedWhileTheSourceStillHoldsWritesOfAFailedSession()
+        {
+            // sim seed 28235, a finding in the simulator's model of the host, not in the machine (so the seed is replayed whole):
+            // n2's copy completed while n1 held its writes for the failed session to n2 (witness probe under way); a write made
+            // after the copy was released from the journal, never sent to n2, and n1 went PRIM on that copy. The real source
+            // accepts a secondary's session only once it is ALONE (ReplicationSource.Serve), and the session carries every later write.
+            var run = ServiceKeeper.Simulation.MirrorSimulation.Run(new ServiceKeeper.Simulation.SimOptions { Seed = 28235, Trace = true });
+
+            Assert.True(run.Violation == null, run.Violation?.Invariant + ": " + run.Violation?.Message);
+            Assert.Contains(run.Trace, l => l.Contains("n1 still fails its previous replication session", StringComparison.Ordinal));
         }
     }
 }
