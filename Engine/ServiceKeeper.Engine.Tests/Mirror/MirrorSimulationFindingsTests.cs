@@ -706,5 +706,29 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.True(run.Violation == null, run.Violation?.Invariant + ": " + run.Violation?.Message);
             Assert.Contains(run.Trace, l => l.Contains("n1 still fails its previous replication session", StringComparison.Ordinal));
         }
+
+        [Fact]
+        public void Starting_ThePeerFinishedACopyOfThisGenerationAndStoppedMeanwhile_TheApplicationServesANewGeneration()
+        {
+            // sim seeds 19458, 54998: n2 finished its copy of n1's new generation while n1's application started, and stopped
+            // before n1 saw it as its secondary; n1 served on with that generation, unreplicated. Later, both records "not up to
+            // date", n2's stale copy of the generation passed for the same data and served without n1's writes.
+            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true));
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            m.Handle(new Tick());
+            Assert.Equal(Procedure.StartApplication, m.RunningProcedure);
+            var copied = m.Disk with { UpToDate = false };
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, true, copied)));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Stop, true, copied)));
+
+            var started = m.Handle(new ProcedureDone(Procedure.StartApplication, true));
+
+            var persisted = started.OfType<PersistAction>().Last().Disk;
+            Assert.NotEqual(copied.Generation, persisted.Generation);
+            Assert.True(persisted.UpToDate);
+            Assert.Equal(MirrorStateName.Alone, m.State);
+        }
     }
 }

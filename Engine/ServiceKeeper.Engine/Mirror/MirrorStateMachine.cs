@@ -345,6 +345,11 @@ namespace ServiceKeeper.Engine.Mirror
             var before = Peer;
             Peer = peer;
             _pendingPeerLost = false;
+            // sim seeds 19458, 54998: the peer finished a copy of this generation while the application started here, and stopped
+            // before this node saw it as its secondary; this node then served on with the generation, unreplicated, and the
+            // peer's stale copy of it later passed for the same data and served. A generation another node holds is not fresh:
+            // ALONE goes on with a new one (F5).
+            if (peer.Consistent && peer.Generation != null && peer.Generation == Disk.Generation) _freshGeneration = false;
             // Only a ready PRIM replicates: a PRIM still starting (swap) may run the application before it does (sim seed 112);
             // a PRIM that is stopping (transient) keeps what this node knew of it.
             if (peer.State == MirrorStateName.Prim && peer.Generation == Disk.Generation) { if (peer.Ready) _primaryConfirmed = true; }
