@@ -3,7 +3,9 @@
 // carry machine.View every pulse, a liveness detector), a switch with a witness and a client on it, and an
 // application whose data is a log of writes replicated synchronously to the secondary over a connection
 // (messages and acknowledgements; a write is acknowledged to the application when the secondary's ack arrives,
-// or, once the machine has answered ReplicationLost, from the dirty journal). Everything (fault schedule,
+// or, once the machine has answered ReplicationLost, from the dirty journal). The connection is the primary's
+// session as in ReplicationSource: the machine's StartReplication opens it, and so does the secondary's resync
+// (the session stays once the copy is done: every write made after the copy goes through it). Everything (fault schedule,
 // durations, losses) comes from one seeded Random and one event queue ordered by simulated time, so a seed
 // replays exactly. Invariants are checked after every step (see Invariants).
 //
@@ -136,7 +138,7 @@ namespace ServiceKeeper.Simulation
             n.PeerIncarnationSeen = n.PeerSequenceSeen = -1;
             n.PeerAlive = false;
             n.LastDelivered = null;
-            n.Replicating = false;
+            n.Replicating = n.ReplicationStarted = false;
             n.Connection = null;
             n.PendingWrites.Clear();
             n.SendSequence = 0;
@@ -175,7 +177,7 @@ namespace ServiceKeeper.Simulation
             n.TornCrashPending = false;
             n.AppRunning = false;
             n.VipDown = false;
-            n.Replicating = false;
+            n.Replicating = n.ReplicationStarted = false;
             n.Connection = null;
             n.PendingWrites.Clear();
             n.Machine = null;
@@ -212,13 +214,13 @@ namespace ServiceKeeper.Simulation
                 {
                     if (_now < n.StallUntil) { ScheduleDrain(n); return; }
                     var (e, label) = n.Inbox.Dequeue();
-                    if (e is PeerHeard h)
+                    // As MirrorHost: whatever the event, the machine first gets the newest view heard (sim seeds 27042, 36584).
+                    if (MirrorHost.PeerViewFor(e, n.LastDelivered, n.Machine!.Peer) is { } view)
                     {
-                        // As MirrorHost: the newest view heard, not this older one (sim seed 27042).
-                        var newest = n.LastDelivered ?? h.Peer;
-                        if (newest == n.Machine!.Peer) continue;
-                        (e, label) = (new PeerHeard(newest), null);
+                        Handle(n, new PeerHeard(view), null);
+                        if (!n.Up || n.Incarnation != inc) return;
                     }
+                    if (e is PeerHeard) continue;
                     Handle(n, e, label);
                 }
             });
@@ -247,6 +249,9 @@ namespace ServiceKeeper.Simulation
             if (torn) Crash(n, $"torn: {count} of {actions.Count} actions of this step were carried out");
             if (e is PrimCommand or SecondCommand or StopCommand or StartCommand or RestartCommand) AccountAdminChoice(n, e, wasServing);
             if (torn) return;
+            // As MirrorHost: a loss the machine does not answer with StopReplication (it had not started replication: the session was
+            // the secondary's resync, or it no longer serves) sends what waits for the secondary to the journal at once.
+            if (e is ReplicationLost && (!n.ReplicationStarted || !n.Machine!.IsServing)) GoAlone(n);
             n.Published = n.Machine!.View;
         }
 
@@ -270,17 +275,17 @@ namespace ServiceKeeper.Simulation
                     RunProcedure(n, r);
                     break;
                 case StartReplication:
+                    n.ReplicationStarted = true;
+                    // The secondary's resync may have opened the session already (ResyncCompleted): it goes on.
+                    if (n.Replicating) break;
                     n.Replicating = true;
                     OpenConnection(n);
                     break;
                 case StopReplication:
                     // As MirrorHost: the writes still waiting for the secondary complete into the dirty journal (the
                     // machine persisted the generation they belong to before this action).
-                    n.Replicating = false;
-                    n.Connection = null;
-                    if (n.AppRunning)
-                        foreach (var id in n.PendingWrites.Keys.OrderBy(k => k)) Acknowledge(n, id);
-                    n.PendingWrites.Clear();
+                    n.ReplicationStarted = false;
+                    GoAlone(n);
                     break;
                 case ProbeWitnessAside:
                     var inc = n.Incarnation;
@@ -297,6 +302,20 @@ namespace ServiceKeeper.Simulation
                     break;
             }
         }
+
+        /// <summary>As ReplicationSource.GoAlone: the session ends; what waits for the secondary completes into the dirty journal.</summary>
+        private void GoAlone(SimNode n)
+        {
+            n.Replicating = false;
+            n.Connection = null;
+            if (n.AppRunning)
+                foreach (var id in n.PendingWrites.Keys.OrderBy(k => k)) Acknowledge(n, id);
+            n.PendingWrites.Clear();
+        }
+
+        /// <summary>The source's replication session carries every write to this incarnation of the target and still holds.</summary>
+        private static bool StreamsTo(SimNode source, SimNode target) =>
+            source.Replicating && source.Connection is { Broken: false } c && c.To == target && c.ToIncarnation == target.Incarnation;
 
         private static string Describe(MirrorEvent e) => e switch
         {
@@ -385,7 +404,16 @@ namespace ServiceKeeper.Simulation
                     duration = Ms(100, 3000);
                     if (r.GiveWay) n.VipDown = true; // as MirrorHost: the virtual IP goes first when giving way
                     break;
-                case Procedure.Resync: duration = Ms(300, 5000); n.ResyncPeerIncarnation = n.Peer.Incarnation; n.ResyncStartedAt = Connected(n, n.Peer) ? _now : long.MinValue; break;
+                case Procedure.Resync:
+                    duration = Ms(300, 5000);
+                    n.ResyncPeerIncarnation = n.Peer.Incarnation;
+                    n.ResyncStartedAt = Connected(n, n.Peer) ? _now : long.MinValue;
+                    GoAlone(n); // as MirrorReplication.ResyncAsync: a source this node still had stops first
+                    // As ReplicationSource.Serve: the secondary's new connection ends a session the source still keeps to it (to an
+                    // earlier incarnation, or broken and not yet noticed); the source reports it lost (ReplicationLost).
+                    if (n.Peer is { Replicating: true, Connection: { } old } && !StreamsTo(n.Peer, n) && Connected(n, n.Peer))
+                        Break(old, "the secondary connected again");
+                    break;
                 case Procedure.ProbeWitness: duration = Ms(20, 1000); break;
                 default: duration = Ms(10, 300); break;
             }
@@ -412,6 +440,9 @@ namespace ServiceKeeper.Simulation
                     case Procedure.StopApplication:
                         ApplicationStopped(n);
                         break;
+                    case Procedure.Poststop:
+                        GoAlone(n); // as MirrorReplication.CloseAsync: the source stops with the module
+                        break;
                     case Procedure.Resync:
                         var peer = n.Peer;
                         // The copy is a connection for the whole resync: a port cut at either end meanwhile breaks it (sim seed 4610:
@@ -419,7 +450,13 @@ namespace ServiceKeeper.Simulation
                         // heard of the secondary, and what the source acknowledged meanwhile was never replicated to it).
                         ok = Connected(n, peer) && peer.Incarnation == n.ResyncPeerIncarnation && peer.IsServing && !_o.Off.HasFlag(Protection.Resync)
                              && n.ResyncStartedAt != long.MinValue && n.LastPortCut < n.ResyncStartedAt && peer.LastPortCut < n.ResyncStartedAt;
-                        if (ok) ResyncCompleted(n, peer);
+                        // sim seed 28235: as ReplicationSource.Serve: the copy is a session on the source's replication port, accepted
+                        // only once the source has ended a session that failed (ALONE: the writes it held went to the journal; it waits
+                        // for that up to its handshake timeout, then refuses; here the copy fails and the secondary tries again). The
+                        // copy had completed while the source held writes; one made after it was released from the journal, never
+                        // sent here, and the source went PRIM on this copy.
+                        if (ok && peer.Replicating && !StreamsTo(peer, n)) { ok = false; detail = peer.Name + " still fails its previous replication session"; }
+                        else if (ok) ResyncCompleted(n, peer);
                         else detail = "connection to " + peer.Name + " lost";
                         break;
                 }
@@ -518,6 +555,14 @@ namespace ServiceKeeper.Simulation
             CheckResync(n, source);
             n.ReplaceData(source.Data);
             Trace(n, $"resync copied {source.Name}'s data ({source.Data.Count} writes)");
+            // sim seed 28235: as ReplicationSource: the resync's session stays, and every write the source makes from now on goes
+            // through it and waits for this node, whatever the source's machine says (it starts replication only once it sees
+            // this node as its secondary, and may be busy with a procedure until then).
+            if (!source.Replicating)
+            {
+                source.Replicating = true;
+                OpenConnection(source);
+            }
         }
 
         // ------------------------------------------------------------------ the application and replication

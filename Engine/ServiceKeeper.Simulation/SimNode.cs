@@ -44,7 +44,11 @@ namespace ServiceKeeper.Simulation
         public int Incarnation;
         public PeerView? Published;
         public long SendSequence;
+        /// <summary>Writes go to the peer over Connection and wait for it: the source's session (ReplicationSource), which the
+        /// machine's StartReplication opens, or the secondary's resync (the session stays once its copy is done).</summary>
         public bool Replicating;
+        /// <summary>Between the machine's StartReplication and StopReplication (MirrorHost._replicationStarted).</summary>
+        public bool ReplicationStarted;
         /// <summary>FenceWrites: the node gives way, its writes fail (never acknowledged) until it starts the application again.</summary>
         public bool Fenced;
         /// <summary>The replication connection to the peer while replicating (primary side).</summary>

@@ -1,5 +1,6 @@
 // Scenarios the deterministic simulator found (servicekeeper-sim --seed N), replayed step by step on one machine fed with
 // the peer views and procedure answers the seed produced: each pins the core fix marked "sim seed N" in MirrorStateMachine.
+// A finding in the simulator's own model of the host is pinned by replaying its seed whole.
 using System;
 using System.Collections.Generic;
 using System.Collections.Immutable;
@@ -616,6 +617,118 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             n1.Handle(new WitnessProbed(false));
             var started = n1.Handle(new ProcedureDone(Procedure.StartApplication, true));
             Assert.True(started.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication).GiveWay);
+        }
+
+        [Fact]
+        public void Starting_ThePrestartEndIsHandledAfterThePeerWasHeardServing_TheNodeDecidesOnThatNewerView()
+        {
+            // sim seed 36584: n2's disk stalled while prestart ran; its end was queued before the heartbeats that showed n1 serving
+            // data the admin had just made authoritative (prim -Force), and was handled with the view from before (n1 stopped):
+            // n2 served beside n1, without what n1 acknowledged meanwhile. MirrorHost gives the machine the newest view first.
+            var m = Machine(Disk("g10", lastPrimary: "n2", upToDate: true, "g9"), node: "n2", witness: true);
+            m.Handle(new StartCommand());
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Stop, true, Disk("g9", lastPrimary: "n2"), "n1")));
+            var forced = new MirrorDisk("g11", ImmutableList.Create("g9"), true, true, Authoritative: true, "n1");
+            var newest = Peer(MirrorStateName.Alone, true, forced, "n1");
+            var prestartDone = new ProcedureDone(Procedure.Prestart, true);
+
+            var view = MirrorHost.PeerViewFor(prestartDone, newest, m.Peer);
+            m.Handle(new PeerHeard(view!));
+            var actions = m.Handle(prestartDone);
+
+            Assert.Same(newest, view);
+            Assert.False(Runs(actions, Procedure.StartApplication), string.Join(", ", actions));
+            Assert.Contains(actions, a => a is RunProcedure { Procedure: Procedure.Resync, FullSync: true });
+        }
+
+        [Fact]
+        public void HostInbox_TheNewestViewComesBeforeAnyEvent_ExceptALossHeardBeforeIt()
+        {
+            var older = Peer(MirrorStateName.Stop, true, Disk("g9", lastPrimary: "n2"), "n1");
+            var newest = Peer(MirrorStateName.Alone, true, Disk("g10", lastPrimary: "n1", upToDate: true, "g9"), "n1");
+
+            Assert.Same(newest, MirrorHost.PeerViewFor(new Tick(), newest, older));
+            Assert.Same(newest, MirrorHost.PeerViewFor(new PeerHeard(older), newest, older));
+            Assert.Null(MirrorHost.PeerViewFor(new Tick(), newest, newest)); // the machine holds it already
+            Assert.Null(MirrorHost.PeerViewFor(new PeerLost(), newest, older)); // heard after the loss: its PeerHeard follows
+            Assert.Same(older, MirrorHost.PeerViewFor(new PeerHeard(older), null, null)); // lost since: the PeerLost follows
+        }
+
+        [Fact]
+        public void PrimaryLost_ItServedOnAndThisNodeResynchronised_PrimWithoutForceIsRefusedOnceItStoppedUnconfirmed()
+        {
+            // sim seed 40786: n2, the ready secondary, lost n1 and waited to take over (prim needs no -Force then); it heard n1
+            // serve on a new generation and resynchronised from it; n1 stopped before it confirmed n2 as its secondary, with writes
+            // n2 lacked. Prim without -Force on n2, n1 gone, served the copy without them.
+            var m = ReadySecondary(TimeSpan.FromSeconds(2));
+            m.Handle(new PeerLost());
+            m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
+            var servedOn = Disk("g2", lastPrimary: "n1", upToDate: true, "g1");
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, servedOn, "n1")));
+            Assert.Equal(Procedure.Resync, m.RunningProcedure);
+            m.Handle(new ProcedureDone(Procedure.Resync, true));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Stop, true, servedOn, "n1")));
+            m.Handle(new PeerLost());
+            Assert.Equal(MirrorStateName.Wait, m.State);
+
+            var refused = Assert.Throws<MirrorCommandException>(() => m.Handle(new PrimCommand(Force: false)));
+
+            Assert.Equal(ServiceKeeper.Contracts.ErrorIds.DataNotUpToDate, refused.ErrorId);
+        }
+
+        [Fact]
+        public void ApplicationRestart_ThePeerWaitsWithDataTheAdminMadeAuthoritative_TheApplicationIsNotStartedAgain()
+        {
+            // sim seed 41046: n2 served its own branch out of sight of n1, whose data the admin had made authoritative (prim
+            // -Force); n1 came back and waited for n2 to give way while n2's application stopped for a restart. n2 started it
+            // again on its branch, without what n1 had acknowledged, and gave way only once it ran.
+            var m = ServingAlone();
+            m.Handle(ApplicationDied);
+            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Wait, false, forced)));
+
+            var stopped = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+
+            Assert.False(Runs(stopped, Procedure.StartApplication), string.Join(", ", stopped));
+            Assert.False(stopped.OfType<PersistAction>().Single().Disk.UpToDate);
+            Assert.True(m.State == MirrorStateName.Second && !m.Ready, m.State + " " + m.Reason); // waits for n2 to serve
+        }
+
+        [Fact]
+        public void SimulatorModel_AResyncCopyIsRefusedWhileTheSourceStillHoldsWritesOfAFailedSession()
+        {
+            // sim seed 28235, a finding in the simulator's model of the host, not in the machine (so the seed is replayed whole):
+            // n2's copy completed while n1 held its writes for the failed session to n2 (witness probe under way); a write made
+            // after the copy was released from the journal, never sent to n2, and n1 went PRIM on that copy. The real source
+            // accepts a secondary's session only once it is ALONE (ReplicationSource.Serve), and the session carries every later write.
+            var run = ServiceKeeper.Simulation.MirrorSimulation.Run(new ServiceKeeper.Simulation.SimOptions { Seed = 28235, Trace = true });
+
+            Assert.True(run.Violation == null, run.Violation?.Invariant + ": " + run.Violation?.Message);
+            Assert.Contains(run.Trace, l => l.Contains("n1 still fails its previous replication session", StringComparison.Ordinal));
+        }
+
+        [Fact]
+        public void Starting_ThePeerFinishedACopyOfThisGenerationAndStoppedMeanwhile_TheApplicationServesANewGeneration()
+        {
+            // sim seeds 19458, 54998: n2 finished its copy of n1's new generation while n1's application started, and stopped
+            // before n1 saw it as its secondary; n1 served on with that generation, unreplicated. Later, both records "not up to
+            // date", n2's stale copy of the generation passed for the same data and served without n1's writes.
+            var m = Machine(Disk("g1", lastPrimary: "n1", upToDate: true));
+            m.Handle(new StartCommand());
+            m.Handle(new ProcedureDone(Procedure.Prestart, true));
+            _time.Advance(TimeSpan.FromSeconds(4));
+            m.Handle(new Tick());
+            Assert.Equal(Procedure.StartApplication, m.RunningProcedure);
+            var copied = m.Disk with { UpToDate = false };
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Second, true, copied)));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Stop, true, copied)));
+
+            var started = m.Handle(new ProcedureDone(Procedure.StartApplication, true));
+
+            var persisted = started.OfType<PersistAction>().Last().Disk;
+            Assert.NotEqual(copied.Generation, persisted.Generation);
+            Assert.True(persisted.UpToDate);
+            Assert.Equal(MirrorStateName.Alone, m.State);
         }
     }
 }

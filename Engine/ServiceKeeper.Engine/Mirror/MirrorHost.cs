@@ -137,6 +137,8 @@ namespace ServiceKeeper.Engine.Mirror
             {
                 try
                 {
+                    if (PeerViewFor(item, Volatile.Read(ref _newestPeerView), _machine.Peer) is { } view)
+                        Apply(_machine.Handle(new PeerHeard(view)));
                     switch (item)
                     {
                         case Command c: HandleCommand(c); break;
@@ -151,13 +153,7 @@ namespace ServiceKeeper.Engine.Mirror
                             // secondary, the machine persists a new generation first and then says StopReplication.
                             if (!_replicationStarted || !_machine.IsServing) _replication?.GoAlone();
                             break;
-                        case PeerHeard h:
-                            // The newest view heard, not this older one: a machine that was blocked (its disk stalls) must not act
-                            // on heartbeats that newer ones have overtaken (sim seed 27042: a stale view of a waiting peer made it
-                            // serve after the peer had taken over). Null: lost since; the PeerLost queued behind follows.
-                            var newest = Volatile.Read(ref _newestPeerView) ?? h.Peer;
-                            if (newest != _machine.Peer) Apply(_machine.Handle(new PeerHeard(newest)));
-                            break;
+                        case PeerHeard: break; // delivered above
                         case MirrorEvent e: Apply(_machine.Handle(e)); break;
                     }
                 }
@@ -170,6 +166,24 @@ namespace ServiceKeeper.Engine.Mirror
                 Volatile.Write(ref _isPrimary, _machine.State == MirrorStateName.Prim);
                 Publish();
             }
+        }
+
+        /// <summary>
+        /// The peer view the machine is given as it takes <paramref name="item"/> from the inbox (before the item itself), or null
+        /// when it holds it already. Whatever the item, the machine decides on the newest view the heartbeats delivered, not on
+        /// the one it had when the item was queued: a machine that was blocked (its disk stalls) must not act on heartbeats that
+        /// newer ones have overtaken (sim seed 27042: a stale view of a waiting peer made it serve after the peer had taken over).
+        /// A queued heartbeat is its view when the peer was lost since (the PeerLost queued behind follows); a PeerLost comes
+        /// before any view newer than it (heard after the loss, its PeerHeard follows).
+        /// </summary>
+        /// <param name="newest">the last view the heartbeats delivered; null once the peer is lost.</param>
+        /// <param name="known">the view the machine holds (MirrorStateMachine.Peer).</param>
+        public static PeerView? PeerViewFor(object item, PeerView? newest, PeerView? known)
+        {
+            // sim seed 36584: the end of a prestart, queued while the disk stalled, was handled with the view from before the
+            // stall (the peer stopped): the node served beside the peer, which served data made authoritative meanwhile.
+            var view = item switch { PeerHeard h => newest ?? h.Peer, PeerLost => null, _ => newest };
+            return view == known ? null : view;
         }
 
         private void HandleCommand(Command c)

@@ -345,6 +345,11 @@ namespace ServiceKeeper.Engine.Mirror
             var before = Peer;
             Peer = peer;
             _pendingPeerLost = false;
+            // sim seeds 19458, 54998: the peer finished a copy of this generation while the application started here, and stopped
+            // before this node saw it as its secondary; this node then served on with the generation, unreplicated, and the
+            // peer's stale copy of it later passed for the same data and served. A generation another node holds is not fresh:
+            // ALONE goes on with a new one (F5).
+            if (peer.Consistent && peer.Generation != null && peer.Generation == Disk.Generation) _freshGeneration = false;
             // Only a ready PRIM replicates: a PRIM still starting (swap) may run the application before it does (sim seed 112);
             // a PRIM that is stopping (transient) keeps what this node knew of it.
             if (peer.State == MirrorStateName.Prim && peer.Generation == Disk.Generation) { if (peer.Ready) _primaryConfirmed = true; }
@@ -441,13 +446,11 @@ namespace ServiceKeeper.Engine.Mirror
                     {
                         SplitBrainWhileServing(peer);
                     }
-                    else if (peer.State == MirrorStateName.Wait && !peer.Starting && peer.Authoritative && !Disk.Authoritative
-                             && Relate(peer) == DataRelation.Diverged)
+                    else if (PeerDataWins(peer) is { } text)
                     {
                         // sim seed 5265: the admin made the peer's data authoritative (prim -Force) while this node served out of its
                         // sight; the peer then waited (isolated, then split brain) and this node served on, so the admin's choice
                         // was lost in practice. The admin's choice wins: stop here; the peer serves and this node resyncs from it.
-                        var text = $"split brain: {_s.PeerNode}'s data was made authoritative by Set-SKPrimary -Force (generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here)";
                         Log(text + "; stopping here");
                         Emit(new SetPrimaryCheckers(false));
                         Disk = Disk with { UpToDate = false };
@@ -801,6 +804,20 @@ namespace ServiceKeeper.Engine.Mirror
                 Enter(MirrorStateName.Wait, false, reason);
         }
 
+        /// <summary>Why the peer's data wins over this serving node's, which must not serve on (or start again), or null: the peer
+        /// serves data that wins the split brain (ChoosePrimary), or waits with diverged data the admin made authoritative (prim
+        /// -Force) for this node to give way.</summary>
+        private string? PeerDataWins(PeerView peer)
+        {
+            var relation = Relate(peer);
+            if (peer.IsServing && ChoosePrimary(peer, relation) == _s.PeerNode)
+                return $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(relation))} this node's " +
+                       $"(generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here) and keeps serving";
+            if (peer is { State: MirrorStateName.Wait, Starting: false, Authoritative: true } && !Disk.Authoritative && relation == DataRelation.Diverged)
+                return $"split brain: {_s.PeerNode}'s data was made authoritative by Set-SKPrimary -Force (generation {Short(peer.Generation)} there, {Short(Disk.Generation)} here)";
+            return null;
+        }
+
         /// <summary>Both nodes serve: a partition healed after both went ALONE. One keeps serving; nothing is merged.</summary>
         private void SplitBrainWhileServing(PeerView peer)
         {
@@ -1038,6 +1055,9 @@ namespace ServiceKeeper.Engine.Mirror
             Disk = Disk with { Consistent = false, UpToDate = false };
             Emit(new PersistAction(Disk));
             _primaryConfirmed = false;
+            // sim seed 40786: "lost an in-sync primary" was about the copy this resync replaces. Kept, it let prim without -Force
+            // serve the new copy later, after the primary had served on without this node (it never confirmed it as secondary).
+            _canTakeOver = false;
             Enter(MirrorStateName.Second, false, full ? $"full resynchronisation from {_s.PeerNode}" : $"resynchronising from {_s.PeerNode}");
             var generation = peer.Generation;
             var history = peer.History;
@@ -1184,13 +1204,14 @@ namespace ServiceKeeper.Engine.Mirror
             if (_stopRequested) { StopFlow(applicationStopped: true); return; }
             // sim seed 12430: the other node served diverged data that wins the split brain (prim -Force there) while the
             // application stopped here for a restart: starting it again would serve without that node's writes.
-            if (Peer is { IsServing: true } serving && ChoosePrimary(serving, Relate(serving)) == _s.PeerNode)
+            // sim seed 41046: the same when it waits with data the admin made authoritative: this node, serving, would give way to
+            // it (sim seed 5265) and must not serve its own data again first; the restart decides as serving does (PeerDataWins).
+            if (Peer is { } other && PeerDataWins(other) is { } text)
             {
                 Disk = Disk with { UpToDate = false };
                 Emit(new PersistAction(Disk));
                 StopReplicating();
-                Enter(MirrorStateName.Wait, false, $"split brain: {_s.PeerNode} serves data that is {RelationText(Invert(Relate(serving)))} this node's " +
-                    $"(generation {Short(serving.Generation)} there, {Short(Disk.Generation)} here) and keeps serving; the application is not started again here. " +
+                Enter(MirrorStateName.Wait, false, text + "; the application is not started again here. " +
                     "Nothing was merged: Set-SKSecondary -FullSync on this node discards its changes.");
                 return;
             }
