@@ -3,6 +3,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using System.Runtime.Versioning;
 using System.Text;
 using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
@@ -12,6 +13,7 @@ using Xunit.Abstractions;
 
 namespace ServiceKeeper.Engine.Tests.Integration
 {
+    [SupportedOSPlatform("linux")]
     public class ClusterApiTests(ITestOutputHelper output)
     {
         private static Task<ClusterInfo> CreateAsync(EngineLab env, string name = "c1") =>

@@ -1,6 +1,7 @@
 // The engine as a process: first start, secrets, transports and authentication, bad configuration, clean stop.
 using System;
 using System.IO;
+using System.Runtime.Versioning;
 using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 using ServiceKeeper.Testing;
@@ -9,6 +10,7 @@ using Xunit.Abstractions;
 
 namespace ServiceKeeper.Engine.Tests.Integration
 {
+    [SupportedOSPlatform("linux")]
     public class EngineProcessTests(ITestOutputHelper output)
     {
         private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;

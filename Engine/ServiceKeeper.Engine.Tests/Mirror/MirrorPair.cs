@@ -21,7 +21,6 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             public required string Name;
             public required MirrorStateMachine Machine;
             public MirrorDisk Persisted = MirrorDisk.Empty;
-            public bool Running;
             public bool EngineUp = true;
             public bool WitnessReachable = true;
             public bool ApplicationRunning;
@@ -126,7 +125,6 @@ namespace ServiceKeeper.Engine.Tests.Mirror
                 foreach (var n in Nodes.Values.Where(n => n.EngineUp))
                 {
                     var other = Other(n);
-                    var before = (n.Machine.State, n.Machine.Ready, n.Machine.Peer);
                     if (Connected && other.EngineUp)
                     {
                         var view = other.Machine.View;

@@ -6,6 +6,7 @@ using System.IO;
 using System.Linq;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading;
@@ -17,6 +18,7 @@ using Xunit;
 
 namespace ServiceKeeper.Engine.Tests.Replication
 {
+    [SupportedOSPlatform("linux")]
     public sealed class ReplicationEngineTests
     {
         private static string Show(List<ReplicationDifference> d) =>
