@@ -10,7 +10,9 @@
     Demo  : Build, then a small cluster of real engines in network namespaces, driven by the real module,
             with a mirror module whose primary is cut off while you watch the failover.
     Bench : failover time as a client sees it, ServiceKeeper against keepalived on the same namespaces
-            (-Trials per scenario); writes out/bench/failover.md, .csv and .png.
+            (-Trials per scenario; out/bench/failover.md, .csv, .png), then the farm bench (wrk through the
+            VIP; farm.md) and the replicated-directory bench (writes, fsync latency and resync against
+            libfuse's passthrough and rsync; rfs.md, .csv, .png).
     Installs the Debian packages a task needs when run as root and they are missing.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
