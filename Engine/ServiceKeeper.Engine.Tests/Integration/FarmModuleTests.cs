@@ -2,6 +2,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 using ServiceKeeper.Testing;
 using Xunit;
@@ -18,19 +19,19 @@ namespace ServiceKeeper.Engine.Tests.Integration
         private static readonly NginxFarmApp Nginx = new() { WorkerConnections = 256 };
 
         [Fact]
-        public void ThreeNginxNodes_ShareTheVip_ACutNodeAndAFailedNginxLeaveTheMap_StopLeavesNothing()
+        public async Task ThreeNginxNodes_ShareTheVip_ACutNodeAndAFailedNginxLeaveTheMap_StopLeavesNothing()
         {
             using var env = new EngineLab(output.WriteLine, 3);
             var vip = $"198.18.{env.Lab.Options.Subnet}.60";
             var api = env.Local(env.Nodes[0]);
-            api.CreateClusterAsync(new CreateClusterRequest { Name = "c1", Nodes = env.Nodes.Select(n => n.Address).ToList() }).GetAwaiter().GetResult();
-            api.AddFarmModuleAsync(new AddFarmModuleRequest
+            await api.CreateClusterAsync(new CreateClusterRequest { Name = "c1", Nodes = env.Nodes.Select(n => n.Address).ToList() });
+            await api.AddFarmModuleAsync(new AddFarmModuleRequest
             {
                 Name = Module, Nodes = ["n1", "n2", "n3"], VirtualIP = vip + "/24", Ports = [80], Rule = "on_port",
                 UserConfigXml = """<service mode="farm"><errd polltimer="500ms"><proc name="nginx" atleast="1" action="restart"/></errd></service>""",
                 Scripts = Nginx.Scripts(),
-            }).GetAwaiter().GetResult();
-            api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start }).GetAwaiter().GetResult();
+            });
+            await api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Start });
             foreach (var node in env.Nodes) WaitUp(env, node);
 
             // Every connection answered by exactly one node, and all three serve.
@@ -38,7 +39,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             output.WriteLine("all up: " + Describe(answers));
             Assert.DoesNotContain(null, answers);
             Assert.Equal(["n1", "n2", "n3"], answers.Distinct().OrderBy(a => a));
-            var load = api.GetFarmLoadAsync(Module).GetAwaiter().GetResult();
+            var load = await api.GetFarmLoadAsync(Module);
             Assert.Equal(256, load.Sum(l => l.Buckets));
 
             // n3 cut off: its share moves to the others; new connections succeed.
@@ -56,7 +57,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             MirrorLab.WaitFor(() => Ask(env, vip, 60) is var a && !a.Contains(null) && a.Contains("n2"), "n2 serving again after its restart", 60);
 
             // Stop: no table, no address, no multicast membership left anywhere.
-            api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop }).GetAwaiter().GetResult();
+            await api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop });
             foreach (var node in env.Nodes)
             {
                 MirrorLab.WaitFor(() => env.Local(node).GetLocalStateAsync().GetAwaiter().GetResult().Single().State == "STOP", node.Name + " STOP", 30);

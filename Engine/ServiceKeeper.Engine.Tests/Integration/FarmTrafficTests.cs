@@ -4,6 +4,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 using ServiceKeeper.Engine.Farm;
 using Xunit;
@@ -17,7 +18,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         private const string Module = FarmNginxLab.Module;
 
         [Fact]
-        public void Power211_SpreadsConnectionsAbout50_25_25_AndAFlushedTableIsRepaired()
+        public async Task Power211_SpreadsConnectionsAbout50_25_25_AndAFlushedTableIsRepaired()
         {
             var power = new Dictionary<string, int> { ["n1"] = 2, ["n2"] = 1, ["n3"] = 1 };
             using var lab = new FarmNginxLab(output.WriteLine, "on_port", power);
@@ -25,7 +26,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             // The map the nodes agreed on: n1 about half of the buckets.
             var map = BucketMap.Assign(power);
             var expected = BucketMap.Counts(map).ToDictionary(kv => kv.Key, kv => kv.Value / 256.0);
-            var load = lab.Api.GetFarmLoadAsync(Module).GetAwaiter().GetResult();
+            var load = await lab.Api.GetFarmLoadAsync(Module);
             output.WriteLine("load: " + string.Join(", ", load.Select(l => $"{l.Node} {l.Buckets} buckets {l.SharePercent}%")));
             foreach (var l in load) Assert.Equal(BucketMap.Counts(map)[l.Node], l.Buckets);
             Assert.InRange(expected["n1"], 0.40, 0.60);
@@ -111,7 +112,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         }
 
         [Fact]
-        public void Drain_NewConnectionsGoElsewhereAtOnce_OpenDownloadsFinish_ThenTheNodeStops_LeavingNothing()
+        public async Task Drain_NewConnectionsGoElsewhereAtOnce_OpenDownloadsFinish_ThenTheNodeStops_LeavingNothing()
         {
             using var lab = new FarmNginxLab(output.WriteLine, "on_port", rate: "500k");
             var n2 = lab.Node("n2");
@@ -124,7 +125,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             Assert.NotEmpty(onN2);
 
             // Stop-SKModule -Name www -Node n2 -Drain
-            lab.Api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop, Node = "n2", Drain = true }).GetAwaiter().GetResult();
+            await lab.Api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop, Node = "n2", Drain = true });
 
             var fresh = lab.Ask(1);
             output.WriteLine("new connections during the drain: " + FarmNginxLab.Count(fresh.Select(a => a.Answer)));
@@ -143,7 +144,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             // The others serve everything; then stopping the module leaves nothing anywhere.
             var rest = lab.Ask(1);
             Assert.True(rest.All(a => a.Answer is "n1" or "n3"), FarmNginxLab.Count(rest.Select(a => a.Answer)));
-            lab.Api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop }).GetAwaiter().GetResult();
+            await lab.Api.SendCommandAsync(Module, new ModuleCommandRequest { Command = ModuleCommands.Stop });
             foreach (var node in lab.Env.Nodes)
             {
                 lab.WaitFor(() => lab.StateOf(node) is { State: "STOP" }, node.Name + " STOP", 60);

@@ -2,6 +2,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 using Xunit;
 using Xunit.Abstractions;
@@ -11,7 +12,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
     public class MirrorFailoverTests(ITestOutputHelper output)
     {
         [Fact]
-        public void PrimaryCut_SecondaryTakesOver_ReturnsAsSecond_SwapBack()
+        public async Task PrimaryCut_SecondaryTakesOver_ReturnsAsSecond_SwapBack()
         {
             using var lab = new MirrorLab(output);
             lab.Start();
@@ -33,7 +34,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             lab.WaitForState(lab.N2, "PRIM");
             Assert.Equal(lab.StateOf(lab.N2)!.DataGeneration, lab.StateOf(lab.N1)!.DataGeneration);
 
-            var states = lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Swap }).GetAwaiter().GetResult();
+            var states = await lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Swap });
             Assert.Equal("n2", Assert.Single(states).Node);
             lab.WaitForState(lab.N1, "PRIM");
             lab.WaitForState(lab.N2, "SECOND");
@@ -42,7 +43,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         }
 
         [Fact]
-        public void PrimaryEngineKilled_SecondaryTakesOver_RestartedEngineReleasesVipAndApplication_BecomesSecond()
+        public async Task PrimaryEngineKilled_SecondaryTakesOver_RestartedEngineReleasesVipAndApplication_BecomesSecond()
         {
             using var lab = new MirrorLab(output);
             lab.Start();
@@ -60,7 +61,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             Assert.False(lab.HasVip(lab.N1));
             lab.WaitForAnswer("n2");
             Assert.Contains("releasing what the previous engine may have left",
-                string.Join("\n", lab.ApiOf(0).GetLogAsync(MirrorLab.Module, "n1", 500).GetAwaiter().GetResult().Select(l => l.Text)));
+                string.Join("\n", (await lab.ApiOf(0).GetLogAsync(MirrorLab.Module, "n1", 500)).Select(l => l.Text)));
         }
 
         [Fact]
@@ -90,26 +91,26 @@ namespace ServiceKeeper.Engine.Tests.Integration
         }
 
         [Fact]
-        public void BothStopped_StartedInEitherOrder_TheUpToDateNodeBecomesPrimary()
+        public async Task BothStopped_StartedInEitherOrder_TheUpToDateNodeBecomesPrimary()
         {
             using var lab = new MirrorLab(output);
             lab.Start();
             lab.WaitForState(lab.N1, "PRIM");
             lab.WaitForState(lab.N2, "SECOND");
 
-            lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Stop }).GetAwaiter().GetResult();
+            await lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Stop });
             lab.WaitForState(lab.N1, "STOP");
             lab.WaitForState(lab.N2, "STOP");
 
             // The secondary stopped first, so n1 alone holds the newest data: n2 alone must wait.
-            lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Start, Node = "n2" }).GetAwaiter().GetResult();
+            await lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Start, Node = "n2" });
             MirrorLab.WaitFor(() => lab.StateOf(lab.N2)?.Reason?.Contains("not up to date") == true, "n2 WAIT data not up to date", 60, lab.Describe);
             Assert.Equal("WAIT", lab.StateOf(lab.N2)!.State);
-            var refused = Assert.ThrowsAsync<SKApiException>(() => lab.Api.SendCommandAsync(MirrorLab.Module,
-                new ModuleCommandRequest { Command = ModuleCommands.Prim, Node = "n2" })).GetAwaiter().GetResult();
+            var refused = await Assert.ThrowsAsync<SKApiException>(() => lab.Api.SendCommandAsync(MirrorLab.Module,
+                new ModuleCommandRequest { Command = ModuleCommands.Prim, Node = "n2" }));
             Assert.Equal(ErrorIds.DataNotUpToDate, refused.ErrorId);
 
-            lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Start, Node = "n1" }).GetAwaiter().GetResult();
+            await lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Start, Node = "n1" });
             lab.WaitForState(lab.N1, "PRIM");
             lab.WaitForState(lab.N2, "SECOND");
             lab.WaitForAnswer("n1");
@@ -152,7 +153,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         }
 
         [Fact]
-        public void OneOfTwoHeartbeatNetworksLost_NoFailover()
+        public async Task OneOfTwoHeartbeatNetworksLost_NoFailover()
         {
             using var lab = new MirrorLab(output, secondNetwork: true);
             lab.Start();
@@ -166,7 +167,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             Assert.Equal("PRIM", lab.StateOf(lab.N1)!.State);
             Assert.Equal("SECOND", lab.StateOf(lab.N2)!.State);
             Assert.Equal(generation, lab.StateOf(lab.N2)!.DataGeneration);
-            var log = string.Join("\n", lab.ApiOf(1).GetLogAsync(MirrorLab.Module, "n2", 200).GetAwaiter().GetResult().Select(l => l.Text));
+            var log = string.Join("\n", (await lab.ApiOf(1).GetLogAsync(MirrorLab.Module, "n2", 200)).Select(l => l.Text));
             Assert.Contains("on LAN2: that network is down", log);
         }
     }

@@ -49,7 +49,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
         }
 
         [Fact]
-        public void Swap_WhileClientsAreConnected_ServiceMovesAndEveryClientIsAnsweredAgain()
+        public async Task Swap_WhileClientsAreConnected_ServiceMovesAndEveryClientIsAnsweredAgain()
         {
             using var lab = new MirrorLab(output);
             lab.Start();
@@ -70,7 +70,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
                 }
             })).ToArray();
 
-            lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Swap }).GetAwaiter().GetResult();
+            await lab.Api.SendCommandAsync(MirrorLab.Module, new ModuleCommandRequest { Command = ModuleCommands.Swap });
             lab.WaitForState(lab.N2, "PRIM");
             lab.WaitForState(lab.N1, "SECOND");
             MirrorLab.WaitFor(() => lastAnswer == "n2", "clients answered by n2", 30, lab.Describe);
@@ -78,7 +78,7 @@ namespace ServiceKeeper.Engine.Tests.Integration
             // More answers after the swap (a slow machine may take a while: no fixed delay).
             MirrorLab.WaitFor(() => Volatile.Read(ref answered) > answeredAfterSwap, "more answers after the swap", 30, lab.Describe);
             stop.Cancel();
-            Task.WaitAll(clients);
+            await Task.WhenAll(clients);
 
             output.WriteLine($"{answered} answers, {failed} failed requests during the swap");
             Assert.True(answered > answeredAfterSwap, "clients keep being answered after the swap");

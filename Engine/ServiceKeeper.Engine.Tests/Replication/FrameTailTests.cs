@@ -38,7 +38,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
         }
 
         [Fact]
-        public void TailFrames_ArriveAsCopiedFramesWould_InOrderWithOthers()
+        public async Task TailFrames_ArriveAsCopiedFramesWould_InOrderWithOthers()
         {
             var (a, b) = Pair();
             using var _ = a;
@@ -70,11 +70,12 @@ namespace ServiceKeeper.Engine.Tests.Replication
                 Assert.Equal(MsgType.Progress, b.Read(out payload));
                 Assert.Equal(1000u + (uint)i, new PayloadReader(payload).U32());
             }
-            Assert.True(Task.Run(lease.Wait).Wait(TimeSpan.FromSeconds(10)), "the lease was not returned after the frames were sent");
+            var returned = Task.Run(lease.Wait);
+            Assert.True(await Completes(returned, TimeSpan.FromSeconds(10)), "the lease was not returned after the frames were sent");
         }
 
         [Fact]
-        public void TailLease_IsReturned_WhenTheConnectionClosesWithFramesStillQueued()
+        public async Task TailLease_IsReturned_WhenTheConnectionClosesWithFramesStillQueued()
         {
             var (a, b) = Pair();
             using var _ = b;
@@ -89,10 +90,13 @@ namespace ServiceKeeper.Engine.Tests.Replication
                 a.Send(f);
             }
             var waiting = Task.Run(lease.Wait);
-            Assert.False(waiting.Wait(TimeSpan.FromMilliseconds(200)), "frames that cannot have been sent released their buffer");
+            Assert.False(await Completes(waiting, TimeSpan.FromMilliseconds(200)), "frames that cannot have been sent released their buffer");
             a.Close(null);
-            Assert.True(waiting.Wait(TimeSpan.FromSeconds(10)), "closing the connection did not release the queued frames");
+            Assert.True(await Completes(waiting, TimeSpan.FromSeconds(10)), "closing the connection did not release the queued frames");
         }
+
+        /// <summary>True when <paramref name="task"/> completes within <paramref name="within"/>.</summary>
+        private static async Task<bool> Completes(Task task, TimeSpan within) => await Task.WhenAny(task, Task.Delay(within)) == task;
 
         private static (FrameConnection A, FrameConnection B) Pair()
         {
