@@ -7,6 +7,7 @@ using System.IO;
 using System.Linq;
 using System.Management.Automation;
 using System.Threading;
+using System.Threading.Tasks;
 using ServiceKeeper.Contracts;
 using Xunit;
 
@@ -445,7 +446,7 @@ namespace ServiceKeeper.Cmdlets.Tests
         }
 
         [Fact]
-        public void CtrlC_WhileWaitingForTheEngine_StopsWithoutWaitingForTheTimeout()
+        public async Task CtrlC_WhileWaitingForTheEngine_StopsWithoutWaitingForTheTimeout()
         {
             // Accepts the TCP connection and never answers the TLS handshake: the call waits for its 30 s timeout.
             var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -460,8 +461,8 @@ namespace ServiceKeeper.Cmdlets.Tests
                 var running = ps.BeginInvoke();
                 // The cmdlet is now waiting for the engine: connected, handshake unanswered.
                 var accept = silent.AcceptTcpClientAsync();
-                Assert.True(accept.Wait(TimeSpan.FromSeconds(5)), "Get-SKNode did not connect");
-                using var connection = accept.Result;
+                Assert.True(await Task.WhenAny(accept, Task.Delay(TimeSpan.FromSeconds(5))) == accept, "Get-SKNode did not connect");
+                using var connection = await accept;
                 ps.Stop();
                 Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(running));
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"stopping took {clock.Elapsed}");
