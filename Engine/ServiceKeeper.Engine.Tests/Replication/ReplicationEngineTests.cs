@@ -114,6 +114,32 @@ namespace ServiceKeeper.Engine.Tests.Replication
             Assert.True(used < 1200, $"{used} fsyncs for 1200 writes: durability is not batched");
         }
 
+        [LinuxDirectoryFact]
+        public async Task LargeWrites_SyncDisk_TheSecondaryAcknowledgesEachWriteOnce_AfterItsLastPart()
+        {
+            // A 1 MiB write goes in parts; acknowledging a part on its own would cost the secondary an fdatasync per part.
+            await using var pair = ReplicationPair.Create(RfsAsync.None);
+            long fsyncs = 0, parts = 0;
+            pair.SecondaryApplier.Before = m =>
+            {
+                if (m.Op == FsOp.Fsync) Interlocked.Increment(ref fsyncs);
+                if (m.Op == FsOp.Write) Interlocked.Increment(ref parts);
+                return null;
+            };
+            await pair.ConnectAsync();
+            pair.Create("big");
+            long fsyncsBefore = Interlocked.Read(ref fsyncs), partsBefore = Interlocked.Read(ref parts);
+            var data = new byte[1 << 20];
+            new Random(7).NextBytes(data);
+            const int Writes = 40;
+            for (int i = 0; i < Writes; i++) pair.Write("big", (long)i * data.Length, data);
+
+            long sent = Interlocked.Read(ref parts) - partsBefore, synced = Interlocked.Read(ref fsyncs) - fsyncsBefore;
+            Assert.True(sent > Writes, $"{sent} frames for {Writes} writes of 1 MiB: they did not go in parts");
+            Assert.True(synced <= Writes, $"{synced} fdatasyncs on the secondary for {Writes} writes ({sent} parts)");
+            AssertIdentical(pair);
+        }
+
         /// <summary>
         /// Writes <paramref name="path"/> (<paramref name="size"/> bytes) and connects; then the secondary holds every write
         /// to it (30 s at most) until the returned gate is set: a secondary that stopped answering.

@@ -48,7 +48,10 @@ namespace ServiceKeeper.Engine.Replication
         /// <summary>Write / Fallocate: where; Truncate: the new size.</summary>
         public long Offset { get; set; }
 
-        /// <summary>Fallocate: how many bytes.</summary>
+        /// <summary>
+        /// Fallocate: how many bytes. Write: how many bytes of the same write follow in later parts (a large write is sent
+        /// in parts): the secondary acknowledges a write once, after its last part.
+        /// </summary>
         public long Length { get; set; }
 
         /// <summary>Write: the bytes; SetXattr: the value. Valid until IMutationSink.Complete returns; keep a copy to hold it longer.</summary>

@@ -313,7 +313,11 @@ namespace ServiceKeeper.Engine.Replication
             for (int i = 0; i < n; i++)
             {
                 int at = i * PartBytes;
-                var part = new FsMutation { Op = FsOp.Write, Path = m.Path, Offset = parts[i].Offset, Data = m.Data.Slice(at, (int)parts[i].Length), Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid };
+                var part = new FsMutation
+                {
+                    Op = FsOp.Write, Path = m.Path, Offset = parts[i].Offset, Data = m.Data.Slice(at, (int)parts[i].Length),
+                    Length = m.Data.Length - at - parts[i].Length, Flags = m.Flags, Mode = m.Mode, Uid = m.Uid, Gid = m.Gid,
+                };
                 var f = NewFrame(MsgType.Mutation, MessageCodec.MutationSize(part) - part.Data.Length + 16);
                 f.U16((ushort)t.Index);
                 MessageCodec.WriteMutationHead(f, part);

@@ -215,6 +215,7 @@ namespace ServiceKeeper.Engine.Replication
             while (true)
             {
                 var type = conn.Read(out var payload);
+                bool moreParts = false;
                 var r = new PayloadReader(payload);
                 long seq = r.I64();
                 if (seq != expected) throw new ProtocolException($"sequence {seq}, expected {expected}");
@@ -228,6 +229,7 @@ namespace ServiceKeeper.Engine.Replication
                             var t = _trees[ti];
                             var m = MessageCodec.ReadMutation(ref r, payload.AsMemory());
                             int result = t.Filter.IsExcluded(m.Path) ? -13 : t.Config.Applier.Apply(m);
+                            moreParts = m.Op == FsOp.Write && m.Length > 0;
                             if (result != 0) results.Add((seq, result));
                             if (durableMode) Touch(touched, ti, m);
                             unackedBytes += m.Data.Length;
@@ -369,7 +371,9 @@ namespace ServiceKeeper.Engine.Replication
                         }
                     }, optional: true);
                 }
-                if (inSyncNow || !conn.HasInput || unackedOps >= AckEveryOps || unackedBytes >= AckEveryBytes)
+                // A part of a large write with more of it to come is not acknowledged on its own: the primary waits for the
+                // last one (one acknowledgement and, in sync-disk, one fdatasync per write instead of one per part).
+                if (inSyncNow || (!conn.HasInput && !moreParts) || unackedOps >= AckEveryOps || unackedBytes >= AckEveryBytes)
                 {
                     if (durableMode)
                     {
