@@ -225,8 +225,10 @@ namespace ServiceKeeper.Engine.Tests.Replication
             Assert.True(st.FilesDirty >= 1, "the failed writes are not in the journal: the resync would not repair them");
         }
 
-        [LinuxDirectoryFact]
-        public async Task SecondaryFailsAWriteInSync_TheWriteReturnsOnlyOnceThePrimaryIsAlone_ItsReturnResyncsTheFile()
+        [LinuxDirectoryTheory]
+        [InlineData(3)]
+        [InlineData(1 << 20)] // sent in parts: the first one fails
+        public async Task SecondaryFailsAWriteInSync_TheWriteReturnsOnlyOnceThePrimaryIsAlone_ItsReturnResyncsTheFile(int size)
         {
             // The secondary's disk is full: its copy lacks a write the application is about to be told is done, so it
             // must stop counting as up to date first (a failover to it would lose the write).
@@ -239,7 +241,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
             var failed = new TaskCompletionSource<string>();
             pair.Source.PeerFailed = async reason => { failed.TrySetResult(reason); await release.Task; pair.Source.GoAlone(); };
 
-            var write = Task.Run(() => pair.Do(new FsMutation { Op = FsOp.Write, Path = "f", Offset = 4096, Data = new byte[] { 1, 2, 3 } }));
+            var write = Task.Run(() => pair.Do(new FsMutation { Op = FsOp.Write, Path = "f", Offset = 4096, Data = Enumerable.Repeat((byte)7, size).ToArray() }));
             var reason = await failed.Task.WaitAsync(TimeSpan.FromSeconds(30));
             Assert.Contains("differs", reason);
             Assert.Contains("-28", reason);

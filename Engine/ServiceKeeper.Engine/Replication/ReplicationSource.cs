@@ -373,10 +373,10 @@ namespace ServiceKeeper.Engine.Replication
                     foreach (var part in p.Parts)
                     {
                         failed |= part.Failed;
-                        if (part.Acked && part.RemoteResult != localResult) { diverged = Diverged(part, localResult); break; }
+                        if (part.Acked && part.RemoteResult != localResult) { diverged = Diverged(part, localResult, p.Connection); break; }
                     }
                 }
-                else if (p.Acked && p.RemoteResult != localResult) diverged = Diverged(p, localResult);
+                else if (p.Acked && p.RemoteResult != localResult) diverged = Diverged(p, localResult, p.Connection);
             }
             // The application's buffer is its own again once no queued frame points into it (at once after an
             // acknowledgement, soon after a lost connection dropped its queue).
@@ -388,9 +388,10 @@ namespace ServiceKeeper.Engine.Replication
         /// <summary>
         /// The secondary's result differs from ours: the file goes to the journal (its data) or the tree is marked
         /// diverged (its namespace), for the next resync pass. Returns the session to leave when the secondary was in
-        /// sync (see <see cref="LeaveDivergedSession"/>), null during a resync (another pass follows). Caller holds _gate.
+        /// sync (see <see cref="LeaveDivergedSession"/>), null during a resync (another pass follows). <paramref name="connection"/>:
+        /// the one the change went on (a large write's last part knows it). Caller holds _gate.
         /// </summary>
-        private Session? Diverged(Pending p, int localResult)
+        private Session? Diverged(Pending p, int localResult, FrameConnection? connection)
         {
             var t = p.Tree!;
             t.DivergedThisPass = true;
@@ -403,7 +404,7 @@ namespace ServiceKeeper.Engine.Replication
             }
             t.Divergence = $"{p.Op} {p.Path}: primary {localResult}, secondary {p.RemoteResult}";
             LogDiverged(_options.Module, p.Op.ToString(), p.Path, localResult, p.RemoteResult);
-            return _state == SourceState.Replicating && _session != null && _session.Connection == p.Connection ? _session : null;
+            return _state == SourceState.Replicating && _session != null && connection != null && _session.Connection == connection ? _session : null;
         }
 
         /// <summary>
