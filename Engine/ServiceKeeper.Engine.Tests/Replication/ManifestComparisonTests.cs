@@ -69,6 +69,42 @@ namespace ServiceKeeper.Engine.Tests.Replication
         }
 
         [Fact]
+        public async Task CompareRepeatedly_APeerFromBeforePathLists_GetsWholeComparisons_TheVerdictIsTheSame()
+        {
+            // During a rolling upgrade the other node's engine answers a request with paths with 405 (its route takes GET only).
+            var persistent = Difference("/srv/a", "kept", "Content");
+            var asked = new List<ManifestRequest?>();
+            int pass = 0;
+            Task<List<ReplicationDifference>> OldPeer(ManifestRequest? only, CancellationToken ct)
+            {
+                asked.Add(only);
+                if (only != null)
+                    throw new SKApiException(ErrorIds.InternalError, "The engine at n2 answered 405: ", "n2", 405);
+                return Task.FromResult<List<ReplicationDifference>>(++pass == 1 ? [persistent, Difference("/srv/a", "written", "Size")] : [persistent]);
+            }
+
+            var result = await ManifestComparison.CompareRepeatedlyAsync(OldPeer, 3, TimeSpan.Zero, TimeProvider.System, CancellationToken.None);
+
+            Assert.Equal(["/srv/a:kept:Content"], result.Select(d => $"{d.Directory}:{d.Path}:{d.Kind}"));
+            Assert.Equal(3, pass);
+            Assert.Equal(5, asked.Count); // whole, (paths refused, whole) x 2
+        }
+
+        [Fact]
+        public async Task CompareRepeatedly_AnyOtherFailure_IsTheAnswer()
+        {
+            var calls = 0;
+            Task<List<ReplicationDifference>> Failing(ManifestRequest? only, CancellationToken ct) =>
+                ++calls == 1 ? Task.FromResult<List<ReplicationDifference>>([Difference("/srv/a", "f", "Size")])
+                    : throw new SKApiException(ErrorIds.NodeUnreachable, "n2 does not answer", "n2", 0);
+
+            var e = await Assert.ThrowsAsync<SKApiException>(() =>
+                ManifestComparison.CompareRepeatedlyAsync(Failing, 3, TimeSpan.Zero, TimeProvider.System, CancellationToken.None));
+            Assert.Equal(ErrorIds.NodeUnreachable, e.ErrorId);
+            Assert.Equal(2, calls);
+        }
+
+        [Fact]
         public async Task CompareRepeatedly_IdenticalCopies_AreComparedOnce()
         {
             var comparison = new ScriptedComparison(new List<ReplicationDifference>());

@@ -18,7 +18,9 @@ namespace ServiceKeeper.Engine.Replication
         /// Test-SKReplication's passes. Both lists are taken while the application writes: a file written between the
         /// two reads differs for a moment. So after a first <paramref name="compare"/> of the whole copies, only the
         /// paths that differ are compared again (up to <paramref name="passes"/> in all, <paramref name="interval"/>
-        /// apart), and what differs in every pass is the answer, as the first pass described it.
+        /// apart), and what differs in every pass is the answer, as the first pass described it. A node whose engine
+        /// predates lists of paths (a rolling upgrade) answers such a request with 405: that pass compares the whole
+        /// copies again instead.
         /// </summary>
         /// <param name="compare">Compares the copies: all of them (null), or only the paths of a request.</param>
         public static async Task<List<ReplicationDifference>> CompareRepeatedlyAsync(
@@ -29,7 +31,10 @@ namespace ServiceKeeper.Engine.Replication
             for (int pass = 1; pass < passes && differences.Count > 0; pass++)
             {
                 await Task.Delay(interval, time, ct);
-                var again = (await compare(PathsOf(differences), ct)).Select(Key).ToHashSet();
+                List<ReplicationDifference> now;
+                try { now = await compare(PathsOf(differences), ct); }
+                catch (SKApiException e) when (e.StatusCode == 405) { now = await compare(null, ct); }
+                var again = now.Select(Key).ToHashSet();
                 differences = differences.Where(d => again.Contains(Key(d))).ToList();
             }
             return differences;
