@@ -215,15 +215,15 @@ namespace ServiceKeeper.Engine.Replication
                 if (!exact) continue;
                 var zones = e.Zones().ToList();
                 var partial = new byte[(zones.Count + 7) / 8];
-                for (int i = 0; i < zones.Count; i++)
-                    if (!ZoneBlocks(e, zones[i], bits)) partial[i >> 3] |= (byte)(1 << (i & 7));
-                w.Write(partial);
+                var partBits = new List<byte[]>();
                 for (int i = 0; i < zones.Count; i++)
                 {
-                    if ((partial[i >> 3] & (1 << (i & 7))) == 0) continue;
-                    ZoneBlocks(e, zones[i], bits);
-                    w.Write(bits);
+                    if (ZoneBlocks(e, zones[i], bits)) continue;
+                    partial[i >> 3] |= (byte)(1 << (i & 7));
+                    partBits.Add((byte[])bits.Clone());
                 }
+                w.Write(partial);
+                foreach (var b in partBits) w.Write(b);
             }
         }
 
@@ -420,17 +420,16 @@ namespace ServiceKeeper.Engine.Replication
 
         /// <summary>
         /// The entries may miss a change (one was marked under a name its file no longer has): the next resync compares
-        /// every file changed since the sync point, as after a crash, until MarkResynced.
+        /// every file changed since the sync point, as after a crash, until MarkResynced. Written with the next flush: a
+        /// crash before it leaves the journal untrusted anyway.
         /// </summary>
         public void Distrust()
         {
             lock (_gate)
             {
-                if (_untrusted) return;
                 _untrusted = true;
                 _dirty = true;
             }
-            Flush();
         }
 
         /// <summary>Secondary: a resync starts (the copy is inconsistent until MarkResynced).</summary>
