@@ -417,8 +417,6 @@ namespace ServiceKeeper.Engine.Mirror
             }
         }
 
-        /// <param name="giveWay">this node serves: when no witness answers, the virtual IPs go at once, before the machine (which
-        /// may be stalled on its disk) hears of it; it gives way then.</param>
         /// <summary>
         /// A primary probes the witness on the heartbeat thread the moment the peer is lost, not when its machine gets to it: a
         /// machine stalled on its disk would probe seconds later, after the peer took over (sim seed 19678). No answer removes
@@ -443,6 +441,8 @@ namespace ServiceKeeper.Engine.Mirror
             return false;
         }
 
+        /// <param name="giveWay">this node serves: when no witness answers, the virtual IPs go at once, before the machine (which
+        /// may be stalled on its disk) hears of it; it gives way then.</param>
         private async Task<bool> ProbeWitnessAsync(bool giveWay, CancellationToken ct, int pings = MirrorSettings.WitnessPings)
         {
             var reachable = giveWay && TakeLossProbe() is { } atLoss ? await atLoss : await ProbeWitnessesAsync(pings, ct);
