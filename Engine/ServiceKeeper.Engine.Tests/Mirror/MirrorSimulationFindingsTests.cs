@@ -58,6 +58,19 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         private static readonly ResourceChanged ApplicationDied =
             new("errd.app", ResourceValue.Down, CheckAction.Restart, CheckWhen.Prim, IsErrd: true, "process died");
 
+        /// <summary>n2's data, diverged from g1 and made authoritative there by prim -Force.</summary>
+        private static readonly MirrorDisk ForcedOnN2 = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
+
+        /// <summary>ServingAlone; its application died and stopped for a restart while the peer was heard as <paramref name="peer"/>.</summary>
+        /// <returns>the machine and what it does once the application stopped.</returns>
+        private (MirrorStateMachine Machine, IReadOnlyList<MirrorAction> Stopped) RestartStoppedWhilePeerIs(PeerView peer)
+        {
+            var m = ServingAlone();
+            m.Handle(ApplicationDied);
+            m.Handle(new PeerHeard(peer));
+            return (m, m.Handle(new ProcedureDone(Procedure.StopApplication, true)));
+        }
+
         [Fact]
         public void WaitingForThePeerToServe_ThePeerIsMadeSecondaryByTheAdmin_ThisNodeServes()
         {
@@ -370,9 +383,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seeds 5820, 9005: a node giving way to the other (split brain, it took over meanwhile) acknowledged writes while
             // stop_prim ran; the serving node never had them.
             var m = ServingAlone();
-            var peer = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2"); // it wins the split brain
-
-            var giveWay = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, peer)));
+            var giveWay = m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, ForcedOnN2))); // it wins the split brain
 
             var stop = giveWay.OfType<RunProcedure>().Single(r => r.Procedure == Procedure.StopApplication);
             Assert.True(stop.GiveWay);
@@ -385,12 +396,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
         {
             // sim seed 12430: prim -Force on n2 while n1 served out of its sight; n1's application restarted (errd) while n2,
             // now in view, served its authoritative data; n1 started again without n2's writes.
-            var m = ServingAlone();
-            m.Handle(ApplicationDied);
-            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
-            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, forced)));
-
-            var actions = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            var (m, actions) = RestartStoppedWhilePeerIs(Peer(MirrorStateName.Alone, true, ForcedOnN2));
 
             Assert.False(Runs(actions, Procedure.StartApplication));
             Assert.Contains(actions, a => a is LogAction l && l.Text.Contains("split brain", StringComparison.Ordinal));
@@ -590,8 +596,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             Assert.Null(m.Peer);
             m.Handle(ApplicationDied);
             Assert.True(Runs(m.Handle(new ProcedureDone(Procedure.StopApplication, true)), Procedure.ProbeWitness));
-            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
-            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, forced)));
+            m.Handle(new PeerHeard(Peer(MirrorStateName.Alone, true, ForcedOnN2)));
 
             var answered = m.Handle(new ProcedureDone(Procedure.ProbeWitness, true));
 
@@ -682,12 +687,7 @@ namespace ServiceKeeper.Engine.Tests.Mirror
             // sim seed 41046: n2 served its own branch out of sight of n1, whose data the admin had made authoritative (prim
             // -Force); n1 came back and waited for n2 to give way while n2's application stopped for a restart. n2 started it
             // again on its branch, without what n1 had acknowledged, and gave way only once it ran.
-            var m = ServingAlone();
-            m.Handle(ApplicationDied);
-            var forced = new MirrorDisk("g9", ImmutableList.Create("g1"), true, true, Authoritative: true, "n2");
-            m.Handle(new PeerHeard(Peer(MirrorStateName.Wait, false, forced)));
-
-            var stopped = m.Handle(new ProcedureDone(Procedure.StopApplication, true));
+            var (m, stopped) = RestartStoppedWhilePeerIs(Peer(MirrorStateName.Wait, false, ForcedOnN2));
 
             Assert.False(Runs(stopped, Procedure.StartApplication), string.Join(", ", stopped));
             Assert.False(stopped.OfType<PersistAction>().Single().Disk.UpToDate);

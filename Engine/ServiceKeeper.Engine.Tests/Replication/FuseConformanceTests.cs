@@ -64,9 +64,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
         [FuseFact]
         public void RenameFlags_NoReplaceAndExchange_GiveTheErrnosOfADiskFileSystem_AndReplicate()
         {
-            using var t = new FuseTestTree(withCopy: true);
-            var sink = new CopySink(t.Copy!);
-            t.Mount.Sink = sink;
+            using var t = FuseTestTree.Replicating(out var sink);
             File.WriteAllText(t["a"], "a");
             File.WriteAllText(t["b"], "b");
             Assert.Equal(0, Mkdir(t["d"]));
@@ -104,9 +102,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
         [FuseFact]
         public void CopyFileRange_CopiesThroughReadAndWrite_SoTheCopyIsReplicated()
         {
-            using var t = new FuseTestTree(withCopy: true);
-            var sink = new CopySink(t.Copy!);
-            t.Mount.Sink = sink;
+            using var t = FuseTestTree.Replicating(out var sink);
             var data = new byte[300_000];
             new Random(7).NextBytes(data);
             File.WriteAllBytes(t["src"], data);

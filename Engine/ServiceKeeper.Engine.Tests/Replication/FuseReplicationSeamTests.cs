@@ -76,9 +76,7 @@ namespace ServiceKeeper.Engine.Tests.Replication
         [FuseFact]
         public void EveryMutation_AppliedToASecondDirectory_GivesAnIdenticalTree()
         {
-            using var t = new FuseTestTree(withCopy: true);
-            var sink = new CopySink(t.Copy!);
-            t.Mount.Sink = sink;
+            using var t = FuseTestTree.Replicating(out var sink);
             var explicitTimes = new List<string> { "a/rand", "a/b/sym", "stamped" };
 
             var script = @"set -e
@@ -183,9 +181,7 @@ mkdir small && for i in $(seq 1 300); do echo $i > small/$i; done && rm small/1?
         [FuseFact]
         public void OpenFile_UnlinkedOrRenamedOver_IsNeverHidden_AndBothTreesStayEqual()
         {
-            using var t = new FuseTestTree(withCopy: true);
-            var sink = new CopySink(t.Copy!);
-            t.Mount.Sink = sink;
+            using var t = FuseTestTree.Replicating(out var sink);
             var hiddenSeen = new ConcurrentQueue<string>();
             using var stop = new CancellationTokenSource();
             var watcher = Task.Run(() =>
@@ -324,9 +320,7 @@ mkdir small && for i in $(seq 1 300); do echo $i > small/$i; done && rm small/1?
         {
             // The kernel sends fstat/fchmod/fchown/futimens without the handle, and libfuse cannot name the node of
             // the removed name although the inode lives on as "b": the mount lends the node one of its handles.
-            using var t = new FuseTestTree(new ReplicatedMountOptions { FsName = "servicekeeper:test", AttrTimeout = 0 }, withCopy: true);
-            var sink = new CopySink(t.Copy!);
-            t.Mount.Sink = sink;
+            using var t = FuseTestTree.Replicating(out var sink, new ReplicatedMountOptions { FsName = "servicekeeper:test", AttrTimeout = 0 });
             File.WriteAllText(t["a"], "a");
             Assert.Equal(0, Link(t["a"], t["b"]));
             int fd = Open(t["a"], O_RDWR);
@@ -366,9 +360,7 @@ mkdir small && for i in $(seq 1 300); do echo $i > small/$i; done && rm small/1?
         {
             // truncate(2) of a named file sends a handle-less SETATTR: the lent handle is read-only here, the name is
             // still known, and the truncate goes by the name as before.
-            using var t = new FuseTestTree(withCopy: true);
-            var sink = new CopySink(t.Copy!);
-            t.Mount.Sink = sink;
+            using var t = FuseTestTree.Replicating(out var sink);
             File.WriteAllText(t["f"], "0123456789");
             int fd = Open(t["f"], O_RDONLY);
             Assert.True(fd >= 0, $"open: {fd}");

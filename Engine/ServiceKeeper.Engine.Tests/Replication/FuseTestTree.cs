@@ -56,6 +56,14 @@ namespace ServiceKeeper.Engine.Tests.Replication
 
         public string this[string relative] => Path.Combine(Root, relative);
 
+        /// <summary>A tree with a copy that every change reaching the mount's sink is applied to, as the secondary does.</summary>
+        public static FuseTestTree Replicating(out CopySink sink, ReplicatedMountOptions? options = null)
+        {
+            var t = new FuseTestTree(options, withCopy: true);
+            t.Mount.Sink = sink = new CopySink(t.Copy!);
+            return t;
+        }
+
         /// <summary>The copy holds what the real tree holds, and the mount reported no failed operation.</summary>
         public void AssertCopyIdenticalAndNoFailure()
         {
