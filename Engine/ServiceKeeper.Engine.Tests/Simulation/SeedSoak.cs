@@ -24,7 +24,9 @@ namespace ServiceKeeper.Engine.Tests.Simulation
         {
             var failures = new ConcurrentBag<SimResult>();
             var watch = Stopwatch.StartNew();
-            Parallel.For(1, seeds + 1, s =>
+            // One worker per core: an unbounded Parallel.For keeps asking the pool for threads and starves the tests that run
+            // beside it (a replication test's connect waited 15 s for a pool thread).
+            Parallel.For(1, seeds + 1, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, s =>
             {
                 var r = run(s);
                 if (r.Violation != null) failures.Add(r);

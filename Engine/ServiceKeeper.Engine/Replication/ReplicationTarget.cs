@@ -122,7 +122,7 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>
-        /// Connects with a blocking connect() on a pool thread. Not ConnectAsync: on Linux a socket that made one
+        /// Connects with a blocking connect() on a thread of its own (a busy thread pool would hold it past the timeout). Not ConnectAsync: on Linux a socket that made one
         /// asynchronous call stays non-blocking, and .NET then emulates every later blocking Receive and Send through
         /// its epoll thread and the thread pool; on the apply thread that was two extra wake-ups per read and spinning
         /// pool threads, on the cores the writes need. A timeout or <paramref name="ct"/> closes the socket, which
@@ -135,7 +135,8 @@ namespace ServiceKeeper.Engine.Replication
             try
             {
                 using (limit.Token.Register(socket.Dispose))
-                    await Task.Run(() => socket.Connect(primary), CancellationToken.None).ConfigureAwait(false);
+                    await Task.Factory.StartNew(() => socket.Connect(primary), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+                        .ConfigureAwait(false);
             }
             catch (Exception e) when (limit.IsCancellationRequested && e is SocketException or ObjectDisposedException)
             {

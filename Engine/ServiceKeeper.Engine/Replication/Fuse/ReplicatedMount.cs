@@ -204,6 +204,9 @@ namespace ServiceKeeper.Engine.Replication
                     return false;
                 }
             }
+            // OnRead sets errno only when a read fails, i.e. first at the unmount, on libfuse's thread: bind and compile that
+            // call here (a test run's hang dump showed the reader stuck in its first call, and Dispose waiting for the loop).
+            _ = LibC.ErrnoLocation();
             customIo = (FuseCustomIo*)NativeMemory.AllocZeroed((nuint)sizeof(FuseCustomIo));
             customIo->Read = (IntPtr)(delegate* unmanaged[Cdecl]<int, byte*, nuint, void*, nint>)&OnRead;
             customIo->Writev = (IntPtr)(delegate* unmanaged[Cdecl]<int, IoVec*, int, void*, nint>)&OnWritev;
