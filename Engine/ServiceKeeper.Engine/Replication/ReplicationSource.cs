@@ -829,6 +829,7 @@ namespace ServiceKeeper.Engine.Replication
                         {
                             (TreeState, DataItem) next;
                             lock (work) { if (work.Count == 0) return; next = work.Dequeue(); }
+                            ReadAhead(next.Item1, next.Item2);
                             await SyncItemAsync(s, next.Item1, next.Item2, ct).ConfigureAwait(false);
                             progress.FileDone();
                         }
@@ -1016,20 +1017,17 @@ namespace ServiceKeeper.Engine.Replication
                         break;
                     case DataMethod.Zones:
                         {
-                            int zone = _options.ZoneBytes, compare = _options.ZoneCompareBlockBytes;
+                            int zone = _options.ZoneBytes;
                             var ranges = item.Zones.Select(z => (off: z * zone, len: (long)zone, z)).ToList();
-                            bool byBlocks = item.Fine != null && Chunk % zone == 0;
-                            bool byHashes = !byBlocks && compare > 0 && compare < zone && zone % compare == 0 && Chunk % zone == 0;
-                            // The zone comparison queues its own reads, group by group; the others read what is queued here.
-                            IEnumerable<(long, long)> reads = byHashes ? [] : byBlocks ? WrittenBlocks(item) : ranges.Select(r => (r.off, r.len));
-                            await UnderFileLockAsync(t, item, path => { item.PlannedBytes = SizeAndReadAhead(t, path, reads); return true; }).ConfigureAwait(false);
-                            if (byBlocks)
+                            await UnderFileLockAsync(t, item, path => { item.PlannedBytes = SizeOf(t, path); return true; }).ConfigureAwait(false);
+                            int compare = _options.ZoneCompareBlockBytes;
+                            if (item.Fine != null && Chunk % zone == 0)
                             {
                                 // The journal knows the written 4 KiB blocks: only those travel, nothing is compared.
                                 await FineSyncAsync(s, t, item, buffer, ct).ConfigureAwait(false);
                                 ranges.Clear();
                             }
-                            else if (byHashes)
+                            else if (compare > 0 && compare < zone && zone % compare == 0 && Chunk % zone == 0)
                             {
                                 // Dirty zones compared block by block with the secondary's copy: only differing blocks travel.
                                 await ZoneHashSyncAsync(s, t, item, buffer, ct).ConfigureAwait(false);
@@ -1082,29 +1080,24 @@ namespace ServiceKeeper.Engine.Replication
         }
 
         /// <summary>
-        /// The file's size, and meanwhile the reads of <paramref name="ranges"/> queued at once (POSIX_FADV_WILLNEED): the disk
-        /// works on them together while the worker reads them in order, and with the workers each on its own file hundreds
-        /// of reads are in flight (one pass over every item before the workers started cost as long as the reads: each
-        /// advice call maps its range synchronously). 0 when the file cannot be opened (gone meanwhile).
+        /// Queues the reads of every journal zone (or written 4 KiB block) of one item at once (POSIX_FADV_WILLNEED), when
+        /// a worker takes it: the disk works on them together while the worker reads them in order. With the workers
+        /// each on its own file, that keeps hundreds of reads in flight; one pass over all items before the workers
+        /// started cost as long as the reads themselves (each advice call maps its range synchronously). Best effort.
         /// </summary>
-        private static long SizeAndReadAhead(TreeState t, string path, IEnumerable<(long Offset, long Length)> ranges)
+        private void ReadAhead(TreeState t, DataItem item)
         {
+            if (item.Method != DataMethod.Zones || item.Zones.Count == 0) return;
+            int zone = _options.ZoneBytes, per = zone / DirtyJournal.FineBlockBytes;
             try
             {
-                using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                NativeFs.WillNeed(h, ranges);
-                return RandomAccess.GetLength(h);
+                using var h = File.OpenHandle(TreeScan.Full(t.Config.ReadRoot, item.Path), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                var fine = item.Fine;
+                NativeFs.WillNeed(h, item.Zones.SelectMany(z => fine == null
+                    ? [(z * zone, (long)zone)]
+                    : Enumerable.Range(0, per).Where(k => fine.IsFine(z * per + k)).Select(k => ((z * per + k) * (long)DirtyJournal.FineBlockBytes, (long)DirtyJournal.FineBlockBytes))));
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return 0; }
-        }
-
-        /// <summary>The 4 KiB blocks of the item's dirty zones the journal saw written, in order.</summary>
-        private IEnumerable<(long Offset, long Length)> WrittenBlocks(DataItem item)
-        {
-            int per = _options.ZoneBytes / DirtyJournal.FineBlockBytes;
-            var fine = item.Fine!;
-            return item.Zones.SelectMany(z => Enumerable.Range(0, per).Where(k => fine.IsFine(z * per + k))
-                .Select(k => ((z * per + k) * (long)DirtyJournal.FineBlockBytes, (long)DirtyJournal.FineBlockBytes)));
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
 
         /// <summary>
@@ -1131,7 +1124,7 @@ namespace ServiceKeeper.Engine.Replication
                 if (runs.Count == first) runs.Add((z * zone, zone, z, false)); // a zone without its blocks: whole
                 runs[^1] = runs[^1] with { Last = true };
             }
-            // (SyncItemAsync has queued the reads of these blocks when it took the size.)
+            // (ReadAhead has queued the reads of these runs when this worker took the item.)
             // Runs go in batches of up to Chunk bytes: one lock, one open and one window reservation per batch
             // (a 1% change in 4 KiB blocks is thousands of runs).
             bool zoneWhole = true;
